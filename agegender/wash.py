@@ -1,0 +1,369 @@
+"""Cleaning, cropping, splitting and writing the store (see store.py for its layout).
+
+The stages, in order:
+1. label checks on the records (no pixels needed): unparsable, implausible age, unknown gender,
+   no face or a second face in IMDB-WIKI's metadata;
+2. pixels, in parallel worker processes: read, decode as grayscale, drop missing / empty / undecodable /
+   all-zero images, crop the face, resize to 128x128, hash bytes and pixels; the crops go to a spool
+   file on disk, so memory stays flat however many faces there are;
+3. duplicates: images identical in bytes or in pixels form one group, which never straddles two splits;
+4. a seeded split, stratified by gender and age group, that depends on nothing but the data and seed;
+5. shards, index, reports and manifest, written into a temporary folder renamed into place at the end.
+"""
+import csv
+import hashlib
+import math
+import multiprocessing
+import os
+import shutil
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from agegender import labels, store
+from agegender.faces import FACE_SIZE, HaarDetector, chip_box, crop_square
+from agegender.progress import Progress
+
+DEFAULT_SPLIT_FRACTIONS = (0.85, 0.05, 0.10)  # train / valid / test, as the original project
+
+
+@dataclass(frozen=True)
+class WashOptions:
+    age_edges: tuple = labels.DEFAULT_AGE_EDGES
+    split_fractions: tuple = DEFAULT_SPLIT_FRACTIONS
+    seed: int = 0
+    min_face_score: float = 1.0     # IMDB-WIKI: weaker detections are often not faces
+    keep_second_face: bool = False  # IMDB-WIKI: with two faces, the label may belong to the other
+    detect: bool = False            # detect the face again with the Haar cascade, even where a box is known
+    workers: int = os.cpu_count() or 1
+    shard_size: int = 8192          # faces per shard file: 128 MB
+
+
+class WashError(Exception):
+    """A problem with the whole job (output exists, nothing left to write), not with one image."""
+
+
+def label_problem(record, options):
+    """Why a record's labels make it unusable, or None."""
+    if record.problem:
+        return record.problem
+    if record.age is None or not 0 <= record.age <= labels.MAX_AGE:
+        return "age_out_of_range"
+    if record.gender is None:
+        return "unknown_gender"
+    if record.face_score == -math.inf:
+        return "no_face"
+    if record.face_score < options.min_face_score:
+        return "low_face_score"
+    if not options.keep_second_face and not math.isnan(record.second_face_score):
+        return "second_face"
+    return None
+
+
+_worker_detector = None  # one Haar cascade per worker process, built on first use
+
+
+def load_face(record, detect):
+    """(problem, face crop, byte digest, pixel digest) for one record; problem None when kept."""
+    global _worker_detector
+    try:
+        with open(record.path, "rb") as file:
+            data = file.read()
+    except FileNotFoundError:
+        return "missing_file", None, None, None
+    except OSError:
+        return "unreadable", None, None, None
+    if not data:
+        return "empty_file", None, None, None
+    gray = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        return "unreadable", None, None, None
+    if not gray.any():
+        return "all_zero", None, None, None
+    if detect:
+        _worker_detector = _worker_detector or HaarDetector()
+        boxes = _worker_detector(gray)
+        if len(boxes) == 0:
+            return "no_face_detected", None, None, None
+        face = crop_square(gray, chip_box(boxes[0]))
+    elif record.face_box is not None:
+        face = crop_square(gray, chip_box(record.face_box))
+    else:  # an aligned chip, such as UTKFace's: already framed the way the model expects
+        face = crop_square(gray, (0, 0, gray.shape[1], gray.shape[0]))
+    return (None, face, hashlib.blake2b(data, digest_size=16).digest(),
+            hashlib.blake2b(face.tobytes(), digest_size=16).digest())
+
+
+_worker_spool = None  # each worker appends its crops to a spool file of its own
+
+
+def _init_worker(work_folder):
+    global _worker_spool
+    cv2.setNumThreads(1)  # the processes are the parallelism; OpenCV's own threads would oversubscribe
+    # Unbuffered, so every crop is on disk the moment its result is returned.
+    _worker_spool = open(os.path.join(work_folder, f"spool-{os.getpid()}.raw"), "ab", buffering=0)
+
+
+def _load_face_task(task):
+    """Load one face in a worker; the crop goes to the worker's spool, only its place comes back."""
+    index, record, detect = task
+    problem, face, byte_digest, pixel_digest = load_face(record, detect)
+    if problem:
+        return index, problem, None, None, None
+    offset = _worker_spool.tell()
+    _worker_spool.write(face.tobytes())
+    return index, None, (_worker_spool.name, offset), byte_digest, pixel_digest
+
+
+def group_duplicates(digest_pairs):
+    """Group ids, one per face, joining faces that share a byte digest or a pixel digest."""
+    parent = list(range(len(digest_pairs)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_with = {}
+    for i, pair in enumerate(digest_pairs):
+        for digest in pair:
+            j = first_with.setdefault(digest, i)
+            if j != i:
+                parent[root(i)] = root(j)
+    roots = [root(i) for i in range(len(parent))]
+    # Renumber by first appearance so ids follow the face order, not the order of union operations.
+    ids = {}
+    return np.array([ids.setdefault(r, len(ids)) for r in roots], dtype=np.int64)
+
+
+def assign_splits(group_ids, strata, fractions, seed):
+    """Split index per face: whole groups, shuffled with `seed` within each stratum, cut by fractions.
+
+    Each group goes to the split its middle falls in along the shuffled stratum, so every stratum is
+    divided in the requested proportions (up to one group) and a group is never cut.
+    """
+    rng = np.random.default_rng(seed)
+    group_sizes = np.bincount(group_ids)
+    group_stratum = {}
+    for face, group in enumerate(group_ids):
+        group_stratum.setdefault(group, strata[face])  # a group's stratum is its first face's
+    groups_by_stratum = defaultdict(list)
+    for group in range(len(group_sizes)):
+        groups_by_stratum[group_stratum[group]].append(group)
+    bounds = np.cumsum(fractions) / np.sum(fractions)
+    split_of_group = np.zeros(len(group_sizes), dtype=np.int64)
+    for stratum in sorted(groups_by_stratum):
+        groups = np.array(groups_by_stratum[stratum])[rng.permutation(len(groups_by_stratum[stratum]))]
+        sizes = group_sizes[groups]
+        middles = (np.cumsum(sizes) - sizes / 2) / sizes.sum()
+        split_of_group[groups] = np.minimum(np.searchsorted(bounds, middles, side="right"),
+                                            len(fractions) - 1)
+    return split_of_group[group_ids]
+
+
+def write_csv(path, header, rows):
+    temporary = path + ".partial"
+    with open(temporary, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(temporary, path)
+
+
+def wash(sources, out, options=WashOptions(), force=False, quiet=False):
+    """Clean `sources` (a list of (dataset name, src path, records)) into a store at `out`.
+
+    Returns the manifest written. Nothing at `out` changes unless the whole store was written.
+    """
+    started = time.perf_counter()
+    out = os.path.abspath(out)
+    if os.path.exists(out) and not force:
+        raise WashError(f"{out}: already exists; pass --force to replace it")
+    work = f"{out}.partial-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    try:
+        manifest = _wash_into(sources, work, options, quiet, started)
+        _replace_folder(work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return manifest
+
+
+def _replace_folder(new, target):
+    """Move `new` to `target`; an old `target` is deleted only once the new one is in place."""
+    old = None
+    if os.path.exists(target):
+        old = f"{target}.old-{os.getpid()}"
+        os.replace(target, old)
+    os.replace(new, target)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _wash_into(sources, work, options, quiet, started):
+    records, source_summaries = [], []
+    for dataset, src, reader in sources:
+        before = len(records)
+        records.extend(reader)
+        source_summaries.append({"dataset": dataset, "src": os.path.abspath(src),
+                                 "records": len(records) - before})
+    if not records:
+        raise WashError("the sources hold no images")
+
+    dropped = []  # (record, reason)
+    candidates = []
+    for record in records:
+        problem = label_problem(record, options)
+        if problem:
+            dropped.append((record, problem))
+        else:
+            candidates.append(record)
+
+    # Pixels: workers decode, crop and spool the faces to disk; this process keeps where each one is.
+    spool_places = [None] * len(candidates)  # (spool file, byte offset) of each kept face
+    digests = [None] * len(candidates)
+    progress = None if quiet else Progress(len(candidates), "washing")
+    tasks = ((i, record, options.detect) for i, record in enumerate(candidates))
+    with multiprocessing.Pool(max(1, options.workers), initializer=_init_worker, initargs=(work,)) as pool:
+        for index, problem, place, byte_digest, pixel_digest in pool.imap_unordered(
+                _load_face_task, tasks, chunksize=64):
+            if problem:
+                dropped.append((candidates[index], problem))
+            else:
+                spool_places[index] = place
+                digests[index] = (byte_digest, pixel_digest)
+            if progress:
+                progress.update()
+    pixel_seconds = progress.close() if progress else None
+
+    kept = [i for i in range(len(candidates)) if spool_places[i] is not None]
+    kept.sort(key=lambda i: candidates[i].key)  # a data-defined order, whatever order workers finished
+    if not kept:
+        raise WashError("no usable face left after cleaning; see the reasons above")
+    faces = [candidates[i] for i in kept]
+    places = [spool_places[i] for i in kept]
+    group_ids = group_duplicates([digests[i] for i in kept])
+    age_groups = labels.age_group([face.age for face in faces], options.age_edges)
+    genders = np.array([face.gender for face in faces])
+    splits = assign_splits(group_ids, list(zip(genders.tolist(), age_groups.tolist())),
+                           options.split_fractions, options.seed)
+
+    split_summaries = {}
+    rng = np.random.default_rng(options.seed + 1)
+    spools = {path: open(path, "rb") for path in {path for path, _ in places}}
+    try:
+        for split_index, split in enumerate(store.SPLITS):
+            members = np.flatnonzero(splits == split_index)
+            members = members[rng.permutation(len(members))]  # every shard a random sample of its split
+            split_summaries[split] = _write_split(
+                os.path.join(work, split), spools, members, faces, places, age_groups, options)
+    finally:
+        for path, spool in spools.items():
+            spool.close()
+            os.remove(path)
+
+    write_csv(os.path.join(work, "dropped.csv"), ("key", "path", "reason"),
+              sorted((record.key, record.path, reason) for record, reason in dropped))
+    conflicting_groups = _write_duplicates(os.path.join(work, "duplicates.csv"), group_ids, faces, splits)
+
+    group_names = labels.age_group_names(options.age_edges)
+    manifest = {
+        "format_version": store.FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "sources": source_summaries,
+        "options": {**asdict(options), "workers": None},  # worker count does not change the output
+        "face_size": FACE_SIZE,
+        "label_coding": {
+            "gender": dict(enumerate(labels.GENDER_NAMES)),
+            "race": {-1: "unknown", 0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"},
+            "age_group": dict(enumerate(group_names)),
+            "label_columns": list(store.LABEL_COLUMNS),
+        },
+        "age_edges": list(options.age_edges),
+        "age_group_names": list(group_names),
+        "counts": {
+            "records": len(records),
+            "kept": len(faces),
+            "dropped": dict(sorted(Counter(reason for _, reason in dropped).items())),
+            "duplicate_groups": int(np.sum(np.bincount(group_ids) > 1)),
+            "conflicting_duplicate_groups": conflicting_groups,
+        },
+        "splits": split_summaries,
+        "seconds": round(time.perf_counter() - started, 2),
+        "pixel_seconds": round(pixel_seconds, 2) if pixel_seconds else None,
+    }
+    store.write_json_atomically(os.path.join(work, store.MANIFEST), manifest)
+    return manifest
+
+
+def _write_split(folder, spools, members, faces, places, age_groups, options):
+    os.makedirs(folder)
+    face_bytes = FACE_SIZE * FACE_SIZE
+    shards, index_rows = [], []
+    for shard_number, start in enumerate(range(0, max(len(members), 1), options.shard_size)):
+        chunk = members[start:start + options.shard_size]
+        images = np.empty((len(chunk), FACE_SIZE, FACE_SIZE), dtype=np.uint8)
+        label_rows = np.empty((len(chunk), len(store.LABEL_COLUMNS)), dtype=np.int16)
+        for row, face_index in enumerate(chunk):
+            face = faces[face_index]
+            spool_path, offset = places[face_index]
+            crop = os.pread(spools[spool_path].fileno(), face_bytes, offset)
+            images[row] = np.frombuffer(crop, np.uint8).reshape(FACE_SIZE, FACE_SIZE)
+            label_rows[row] = (face.age, face.gender, age_groups[face_index], face.race)
+            index_rows.append((shard_number, row, face.key, face.age, face.gender, face.race,
+                               int(age_groups[face_index])))
+        names = {"images": f"images-{shard_number:05d}.npy", "labels": f"labels-{shard_number:05d}.npy"}
+        store.save_npy_atomically(os.path.join(folder, names["images"]), images)
+        store.save_npy_atomically(os.path.join(folder, names["labels"]), label_rows)
+        shards.append({**names, "faces": len(chunk)})
+    write_csv(os.path.join(folder, "index.csv"),
+              ("shard", "row", "key", "age", "gender", "race", "age_group"), index_rows)
+    group_count = len(options.age_edges) + 1
+    return {
+        "faces": int(len(members)),
+        "gender": np.bincount([faces[i].gender for i in members], minlength=2).tolist(),
+        "age_group": np.bincount(age_groups[members], minlength=group_count).tolist(),
+        "shards": shards,
+    }
+
+
+def _write_duplicates(path, group_ids, faces, splits):
+    """Write every group of identical images; return how many have conflicting labels."""
+    members_of = defaultdict(list)
+    for face_index, group in enumerate(group_ids):
+        members_of[group].append(face_index)
+    rows, conflicting = [], 0
+    for group, members in sorted(members_of.items()):
+        if len(members) < 2:
+            continue
+        conflict = len({(faces[i].age, faces[i].gender) for i in members}) > 1
+        conflicting += conflict
+        for i in members:
+            rows.append((group, faces[i].key, faces[i].age, faces[i].gender,
+                         store.SPLITS[splits[i]], int(conflict)))
+    write_csv(path, ("group", "key", "age", "gender", "split", "conflicting_labels"), rows)
+    return conflicting
+
+
+def summary_lines(manifest):
+    """The short report printed at the end of a wash: kept, dropped by reason, per split and class."""
+    counts = manifest["counts"]
+    lines = [f"kept {counts['kept']} of {counts['records']} images in {manifest['seconds']:.1f} s "
+             f"({counts['records'] / manifest['seconds']:,.0f} images/s)"]
+    for reason, number in counts["dropped"].items():
+        lines.append(f"  dropped {number:6d}  {reason}")
+    lines.append(f"  {counts['duplicate_groups']} groups of identical images kept on one side of the split, "
+                 f"{counts['conflicting_duplicate_groups']} with conflicting labels (duplicates.csv)")
+    genders = "/".join(labels.GENDER_NAMES)
+    groups = " ".join(manifest["age_group_names"])
+    lines.append(f"  {'split':6s} {'faces':>6s}   {genders:>13s}   age groups {groups}")
+    for split, summary in manifest["splits"].items():
+        gender_counts = "/".join(str(n) for n in summary["gender"])
+        group_counts = " ".join(str(n) for n in summary["age_group"])
+        lines.append(f"  {split:6s} {summary['faces']:6d}   {gender_counts:>13s}   {group_counts}")
+    return lines

@@ -1,0 +1,52 @@
+"""Shared fixtures: real faces from ../shared/data, copied in small numbers into each test's folder."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
+UTKFACE = os.path.join(SHARED_DATA, "utkface")
+WIKI_MAT = os.path.join(SHARED_DATA, "imdb-wiki", "wiki.mat")
+
+sys.path.insert(0, ROOT)
+
+if not os.path.isdir(UTKFACE):
+    pytest.exit(f"the real test data is missing: {UTKFACE} (see README: shared/data beside the project)")
+
+
+def utkface_names(count, step=None):
+    """`count` real UTKFace file names spread evenly over the sorted folder (all ages and genders)."""
+    names = sorted(os.listdir(UTKFACE))
+    step = step or max(1, len(names) // count)
+    return names[::step][:count]
+
+
+def copy_utkface(folder, count):
+    os.makedirs(folder, exist_ok=True)
+    names = utkface_names(count)
+    for name in names:
+        shutil.copyfile(os.path.join(UTKFACE, name), os.path.join(folder, name))
+    return names
+
+
+def run_script(script, *arguments, check=True, timeout=900, env=None):
+    """Run one of the project's scripts as a user would; returns the CompletedProcess."""
+    result = subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, arguments)],
+                            capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                            env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{script} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def utk_store(tmp_path_factory):
+    """A store washed from 1,200 real UTKFace faces, shared by the tests that only read it."""
+    folder = tmp_path_factory.mktemp("utk")
+    copy_utkface(folder / "raw", 1200)
+    run_script("others/wash_data.py", "--dataset", "utkface", "--src", folder / "raw",
+               "--out", folder / "store", "--quiet")
+    return folder / "store"
