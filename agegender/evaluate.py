@@ -1,0 +1,40 @@
+"""Metrics: accuracy, balanced accuracy, one-off accuracy, confusion matrices, per-group tables."""
+import numpy as np
+
+
+def confusion_matrix(truth, predicted, class_count):
+    """counts[true class, predicted class]."""
+    return np.bincount(np.asarray(truth) * class_count + np.asarray(predicted),
+                       minlength=class_count * class_count).reshape(class_count, class_count)
+
+
+def classification_metrics(truth, predicted, class_names):
+    """Accuracy, balanced accuracy (mean recall over the classes present) and the confusion matrix."""
+    truth, predicted = np.asarray(truth), np.asarray(predicted)
+    matrix = confusion_matrix(truth, predicted, len(class_names))
+    support = matrix.sum(axis=1)
+    recall = np.divide(np.diag(matrix), support, out=np.zeros(len(class_names)), where=support > 0)
+    return {
+        "faces": int(len(truth)),
+        "accuracy": float(np.mean(truth == predicted)) if len(truth) else float("nan"),
+        "balanced_accuracy": float(recall[support > 0].mean()) if support.any() else float("nan"),
+        "recall": dict(zip(class_names, recall.round(4).tolist())),
+        "confusion_matrix": matrix.tolist(),
+        "classes": list(class_names),
+    }
+
+
+def one_off_accuracy(truth, predicted):
+    """Share of predictions in the right age group or a neighbouring one."""
+    return float(np.mean(np.abs(np.asarray(truth) - np.asarray(predicted)) <= 1)) if len(truth) else float("nan")
+
+
+def breakdown(truth, predicted, groups, group_names):
+    """Accuracy within each group (gender, age group, race): {group name: {faces, accuracy}}."""
+    truth, predicted, groups = (np.asarray(a) for a in (truth, predicted, groups))
+    table = {}
+    for group, name in group_names.items():
+        inside = groups == group
+        if inside.any():
+            table[name] = {"faces": int(inside.sum()), "accuracy": float(np.mean(truth[inside] == predicted[inside]))}
+    return table

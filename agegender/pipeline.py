@@ -1,0 +1,73 @@
+"""tf.data pipelines that stream a store's shards (see store.py) into batches.
+
+Each shard is a .npy file: a header, then fixed-size rows. FixedLengthRecordDataset reads those rows
+straight from disk in TensorFlow's own threads, so memory holds only the shuffle buffer and a few
+batches, however large the dataset.
+"""
+import tensorflow as tf
+
+from agegender import store
+from agegender.faces import FACE_SIZE
+
+SHUFFLE_BUFFER_FACES = 8192  # 128 MB of faces: mixes across shards without holding a whole split
+LABEL_BYTES = 2 * len(store.LABEL_COLUMNS)  # int16 per column
+
+
+def _read_shard(images_path, labels_path, images_header, labels_header):
+    images = tf.data.FixedLengthRecordDataset(images_path, FACE_SIZE * FACE_SIZE, header_bytes=images_header)
+    labels = tf.data.FixedLengthRecordDataset(labels_path, LABEL_BYTES, header_bytes=labels_header)
+    return tf.data.Dataset.zip(images, labels)
+
+
+def _decode_batch(images, labels):
+    images = tf.reshape(tf.io.decode_raw(images, tf.uint8), [-1, FACE_SIZE, FACE_SIZE, 1])
+    columns = tf.cast(tf.reshape(tf.io.decode_raw(labels, tf.int16), [-1, len(store.LABEL_COLUMNS)]), tf.int32)
+    return images, {name: columns[:, i] for i, name in enumerate(store.LABEL_COLUMNS)}
+
+
+def augment_batch(images, seed):
+    """Random horizontal flips and shifts of up to 8 px, drawn per image from a stateless seed."""
+    batch = tf.shape(images)[0]
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    flip = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[0]) < 0.5
+    images = tf.where(flip, tf.reverse(images, axis=[2]), images)
+    shifts = tf.random.stateless_uniform([batch, 2], seeds[1], minval=-8, maxval=9, dtype=tf.int32)
+    padded = tf.pad(images, [[0, 0], [8, 8], [8, 8], [0, 0]], mode="SYMMETRIC")
+    # One gather per batch: each image's window starts at 8 + its shift in the padded batch.
+    rows = tf.range(FACE_SIZE)[None, :] + 8 + shifts[:, 0:1]
+    cols = tf.range(FACE_SIZE)[None, :] + 8 + shifts[:, 1:2]
+    images = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(images, cols, axis=2, batch_dims=1)
+
+
+def split_dataset(folder, split, batch_size, training=False, augment=False, seed=0):
+    """Batches (images uint8 [b,128,128,1], labels {column: int32 [b]}) of one split of a store.
+
+    training=True shuffles shards and faces and drops the last partial batch (every step then has the
+    same shape); otherwise the order is the store's and every face is seen once. augment=True adds
+    random flips and shifts.
+    """
+    manifest = store.read_manifest(folder)
+    shards = store.shard_paths(folder, manifest, split)
+    columns = [list(column) for column in zip(*shards)] if shards else [[], []]
+    headers = [[store.npy_header_bytes(path) for path in paths] for paths in columns]
+    headers = [tf.constant(values, tf.int64, shape=[len(values)]) for values in headers]
+    files = tf.data.Dataset.from_tensor_slices((columns[0], columns[1], headers[0], headers[1]))
+    if training:
+        files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
+    faces = files.interleave(_read_shard, cycle_length=max(1, min(len(shards), 4)),
+                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    if training:
+        faces = faces.shuffle(SHUFFLE_BUFFER_FACES, seed=seed, reshuffle_each_iteration=True)
+    batches = faces.batch(batch_size, drop_remainder=training).map(_decode_batch,
+                                                                   num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:
+        counter = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        batches = tf.data.Dataset.zip(batches, counter).map(
+            lambda batch, pair: (augment_batch(batch[0], pair), batch[1]),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def split_size(folder, split):
+    return store.read_manifest(folder)["splits"][split]["faces"]

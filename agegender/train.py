@@ -1,0 +1,398 @@
+"""Training: the step, task balance, early stopping, checkpoints and the reports of a run.
+
+A run folder holds everything a run writes:
+
+    config.json          the options (a resumed run reuses them)
+    checkpoints/         tf.train.CheckpointManager: the state after the last finished epoch
+    model/               the best epoch's model (model.json + weights.npz): what inference loads
+    metrics.json         per-epoch history, the best epoch, and the test split's figures
+    curves.png           loss and accuracy per epoch, train against valid, per task
+    confusion_<task>.png confusion matrices on the test split
+    logs/                TensorBoard logs (tensorboard --logdir runs)
+"""
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import tensorflow as tf
+
+from agegender import evaluate, pipeline, plots, store
+from agegender.model import FaceNet, ModelError, load_model, save_model, task_classes
+from agegender.progress import Progress
+
+TASK_LABEL = {"gender": "gender", "age": "age_group"}  # the store column each task learns
+
+
+@dataclass
+class TrainConfig:
+    tasks: tuple = ("gender", "age")
+    batch_size: int = 128
+    max_epochs: int = 30
+    patience: int = 4              # epochs without a better validation score before stopping
+    optimizer: str = "sgd"         # "sgd" (momentum, as the original) or "adam"
+    learning_rate: float = 0.01
+    learning_rate_decay: float = 0.9  # multiplied in after every epoch
+    momentum: float = 0.9
+    weight_decay: float = 5e-4     # L2 on the kernels, as the original
+    dropout: float = 0.5
+    augment: bool = True
+    class_weights: bool = False    # weight classes by inverse frequency (the age groups are imbalanced)
+    seed: int = 0
+
+
+class TrainError(Exception):
+    """A run that cannot start: a run folder in the way, a store that does not fit."""
+
+
+class TaskBalance(tf.Module):
+    """Learned task weighting by homoscedastic uncertainty (Kendall, Gal & Cipolla, CVPR 2018).
+
+    total = sum over tasks of exp(-s_t) * L_t + s_t, with one trainable s_t (a log-variance) per task.
+    The original multiplied softmax outputs by two free scalars, which can grow without bound and has no
+    meaning. Here each weight exp(-s_t) is positive by construction, and the + s_t term makes ignoring a
+    task (s_t -> inf) cost as much as it saves: for a fixed loss the optimum is s_t = log L_t, so each
+    task is weighted by the inverse of its own current loss, a bounded, interpretable balance.
+    """
+
+    def __init__(self, tasks):
+        super().__init__(name="task_balance")
+        self.log_variances = {task: tf.Variable(0.0, name=f"log_variance_{task}") for task in tasks}
+
+    def __call__(self, task_losses):
+        return tf.add_n([tf.exp(-self.log_variances[task]) * loss + self.log_variances[task]
+                         for task, loss in task_losses.items()])
+
+    def values(self):
+        return {task: float(variable.numpy()) for task, variable in self.log_variances.items()}
+
+
+def class_weight_vectors(manifest, tasks):
+    """Per task, weights n / (k * n_c) for each class c, from the train split's counts."""
+    counts = {"gender": manifest["splits"]["train"]["gender"], "age": manifest["splits"]["train"]["age_group"]}
+    weights = {}
+    for task in tasks:
+        task_counts = np.maximum(np.asarray(counts[task], dtype=np.float64), 1)
+        weights[task] = tf.constant(task_counts.sum() / (len(task_counts) * task_counts), tf.float32)
+    return weights
+
+
+class Trainer:
+    """One training run: the model, its optimiser and balance, and the run folder they are kept in."""
+
+    def __init__(self, data, run, config):
+        self.data, self.run, self.config = data, run, config
+        self.manifest = store.read_manifest(data)
+        self.age_edges = tuple(self.manifest["age_edges"])
+        self.class_names = {task: task_classes(task, self.age_edges) for task in config.tasks}
+        self.train_faces = self.manifest["splits"]["train"]["faces"]
+        self.steps_per_epoch = self.train_faces // config.batch_size
+        if self.steps_per_epoch == 0:
+            raise TrainError(f"{data}: {self.train_faces} training faces, fewer than one batch of "
+                             f"{config.batch_size}; use a smaller --batch-size")
+        if self.manifest["splits"]["valid"]["faces"] == 0:
+            raise TrainError(f"{data}: the valid split is empty; early stopping needs it")
+        tf.random.set_seed(config.seed)
+        self.model = FaceNet({task: len(names) for task, names in self.class_names.items()},
+                             dropout=config.dropout, seed=config.seed)
+        self.balance = TaskBalance(config.tasks) if len(config.tasks) > 1 else None
+        schedule = tf.keras.optimizers.schedules.ExponentialDecay(
+            config.learning_rate, self.steps_per_epoch, config.learning_rate_decay, staircase=True)
+        if config.optimizer == "sgd":
+            self.optimizer = tf.keras.optimizers.SGD(schedule, momentum=config.momentum)
+        elif config.optimizer == "adam":
+            self.optimizer = tf.keras.optimizers.Adam(schedule)
+        else:
+            raise TrainError(f"unknown optimizer {config.optimizer!r}; choose sgd or adam")
+        self.class_weights = class_weight_vectors(self.manifest, config.tasks) if config.class_weights else None
+        self.variables = self.model.trainable_variables + (self.balance.trainable_variables if self.balance else ())
+        # Training state that a checkpoint must carry besides the weights.
+        self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
+        self.best_score = tf.Variable(-math.inf, dtype=tf.float64, name="best_score")
+        self.epochs_without_improvement = tf.Variable(0, dtype=tf.int64, name="epochs_without_improvement")
+        checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch,
+                                         best_score=self.best_score, balance=self.balance or tf.Module(),
+                                         epochs_without_improvement=self.epochs_without_improvement)
+        self.checkpoints = tf.train.CheckpointManager(checkpoint, os.path.join(run, "checkpoints"), max_to_keep=2)
+        self.checkpoint = checkpoint
+        self.history = []
+
+    # -- the step ------------------------------------------------------------------------------------
+
+    def task_losses(self, logits, batch_labels, weighted):
+        losses = {}
+        for task, task_logits in logits.items():
+            truth = batch_labels[TASK_LABEL[task]]
+            per_face = tf.nn.sparse_softmax_cross_entropy_with_logits(truth, task_logits)
+            if weighted and self.class_weights is not None:
+                weights = tf.gather(self.class_weights[task], truth)
+                losses[task] = tf.reduce_sum(per_face * weights) / tf.reduce_sum(weights)
+            else:
+                losses[task] = tf.reduce_mean(per_face)
+        return losses
+
+    @tf.function(reduce_retracing=True)
+    def train_step(self, images, batch_labels):
+        with tf.GradientTape() as tape:
+            logits = self.model(images, training=True)
+            losses = self.task_losses(logits, batch_labels, weighted=True)
+            objective = self.balance(losses) if self.balance else tf.add_n(list(losses.values()))
+            l2 = self.config.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.model.kernels])
+            total = objective + l2
+        self.optimizer.apply_gradients(zip(tape.gradient(total, self.variables), self.variables))
+        return losses, self.correct_counts(logits, batch_labels)
+
+    @tf.function(reduce_retracing=True)
+    def eval_step(self, images, batch_labels):
+        logits = self.model(images, training=False)
+        losses = self.task_losses(logits, batch_labels, weighted=False)
+        predictions = {task: tf.argmax(task_logits, axis=1, output_type=tf.int32) for task, task_logits in logits.items()}
+        return losses, predictions
+
+    @staticmethod
+    def correct_counts(logits, batch_labels):
+        return {task: tf.reduce_sum(tf.cast(tf.equal(tf.argmax(task_logits, axis=1, output_type=tf.int32),
+                                                     batch_labels[TASK_LABEL[task]]), tf.int32))
+                for task, task_logits in logits.items()}
+
+    # -- epochs --------------------------------------------------------------------------------------
+
+    def train_epoch(self, epoch, quiet):
+        dataset = pipeline.split_dataset(self.data, "train", self.config.batch_size, training=True,
+                                         augment=self.config.augment, seed=self.config.seed + epoch)
+        sums = {task: {"loss": 0.0, "correct": 0} for task in self.config.tasks}
+        faces = 0
+        progress = None if quiet else Progress(self.steps_per_epoch * self.config.batch_size,
+                                               f"epoch {epoch}/{self.config.max_epochs}", unit="images")
+        started = time.perf_counter()
+        for images, batch_labels in dataset:
+            losses, correct = self.train_step(images, batch_labels)
+            batch = int(images.shape[0])
+            for task in self.config.tasks:
+                sums[task]["loss"] += float(losses[task]) * batch
+                sums[task]["correct"] += int(correct[task])
+            faces += batch
+            if progress:
+                progress.update(batch)
+        seconds = time.perf_counter() - started
+        if progress:
+            progress.close()
+        metrics = {task: {"loss": sums[task]["loss"] / faces, "accuracy": sums[task]["correct"] / faces}
+                   for task in self.config.tasks}
+        return metrics, faces / seconds
+
+    def predict_split(self, split):
+        """Truth, predictions and mean loss per task over a whole split."""
+        truth = {task: [] for task in self.config.tasks}
+        predicted = {task: [] for task in self.config.tasks}
+        loss_sums = {task: 0.0 for task in self.config.tasks}
+        other_labels = {"race": [], "gender": []}
+        for images, batch_labels in pipeline.split_dataset(self.data, split, 256):
+            losses, predictions = self.eval_step(images, batch_labels)
+            for task in self.config.tasks:
+                truth[task].append(batch_labels[TASK_LABEL[task]].numpy())
+                predicted[task].append(predictions[task].numpy())
+                loss_sums[task] += float(losses[task]) * int(images.shape[0])
+            for name in other_labels:
+                other_labels[name].append(batch_labels[name].numpy())
+        concatenate = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
+        truth = {task: concatenate(parts) for task, parts in truth.items()}
+        predicted = {task: concatenate(parts) for task, parts in predicted.items()}
+        count = max(1, len(next(iter(truth.values()))))
+        losses = {task: loss_sums[task] / count for task in self.config.tasks}
+        return truth, predicted, losses, {name: concatenate(parts) for name, parts in other_labels.items()}
+
+    def validate(self):
+        truth, predicted, losses, _ = self.predict_split("valid")
+        return {task: {"loss": losses[task], "accuracy": float(np.mean(truth[task] == predicted[task]))}
+                for task in self.config.tasks}
+
+    def fit(self, quiet=False):
+        """Train until early stopping or max_epochs; then test the best epoch's model. Returns metrics."""
+        writer = tf.summary.create_file_writer(os.path.join(self.run, "logs"))
+        while int(self.epoch) < self.config.max_epochs:
+            if int(self.epochs_without_improvement) >= self.config.patience:
+                break
+            epoch = int(self.epoch) + 1
+            started = time.perf_counter()
+            train_metrics, images_per_second = self.train_epoch(epoch, quiet)
+            valid_metrics = self.validate()
+            score = float(np.mean([valid_metrics[task]["accuracy"] for task in self.config.tasks]))
+            improved = score > float(self.best_score)
+            if improved:
+                self.best_score.assign(score)
+                self.epochs_without_improvement.assign(0)
+                save_model(self.model, os.path.join(self.run, "model"), self.model_metadata(epoch))
+            else:
+                self.epochs_without_improvement.assign_add(1)
+            entry = {"epoch": epoch, "train": train_metrics, "valid": valid_metrics, "valid_score": score,
+                     "balance_log_variances": self.balance.values() if self.balance else {},
+                     "learning_rate": float(self.optimizer.learning_rate),
+                     "images_per_second": images_per_second, "seconds": time.perf_counter() - started}
+            self.history.append(entry)
+            self.write_epoch_reports(writer, entry)
+            self.epoch.assign(epoch)
+            self.checkpoints.save(checkpoint_number=epoch)  # last: a crash before it redoes this epoch
+            print(self.epoch_line(entry, improved), flush=True)
+        return self.finish()
+
+    def model_metadata(self, epoch):
+        return {"tasks": list(self.config.tasks), "classes": self.class_names,
+                "age_edges": list(self.age_edges), "gender_coding": "0 = male, 1 = female",
+                "preprocessing": "grayscale 128x128 uint8 face, framed as a UTKFace chip "
+                                 "(faces.chip_box), standardised per image inside the model",
+                "epoch": epoch, "trained_on": self.manifest["sources"], "train_config": asdict(self.config)}
+
+    def write_epoch_reports(self, writer, entry):
+        with writer.as_default(step=entry["epoch"]):
+            for split in ("train", "valid"):
+                for task, values in entry[split].items():
+                    for metric, value in values.items():
+                        tf.summary.scalar(f"{task}/{metric}/{split}", value)
+            for task, value in entry["balance_log_variances"].items():
+                tf.summary.scalar(f"balance/log_variance_{task}", value)
+            tf.summary.scalar("learning_rate", entry["learning_rate"])
+            tf.summary.scalar("images_per_second", entry["images_per_second"])
+        writer.flush()
+        self.write_metrics()
+        plots.plot_curves(self.history, self.config.tasks, os.path.join(self.run, "curves.png"))
+
+    def epoch_line(self, entry, improved):
+        parts = [f"epoch {entry['epoch']:2d}/{self.config.max_epochs}"]
+        for task in self.config.tasks:
+            train, valid = entry["train"][task], entry["valid"][task]
+            parts.append(f"{task} loss {train['loss']:.3f}/{valid['loss']:.3f} "
+                         f"acc {train['accuracy']:.3f}/{valid['accuracy']:.3f}")
+        if entry["balance_log_variances"]:
+            parts.append("balance " + " ".join(f"s_{task}={value:+.3f}"
+                                               for task, value in entry["balance_log_variances"].items()))
+        parts.append(f"{entry['images_per_second']:.0f} images/s, {entry['seconds']:.0f} s")
+        return " | ".join(parts) + (" *best*" if improved else "")
+
+    def write_metrics(self, test=None):
+        best = max(self.history, key=lambda entry: entry["valid_score"]) if self.history else None
+        metrics = {"tasks": list(self.config.tasks), "history": self.history,
+                   "best_epoch": best["epoch"] if best else None, "test": test}
+        store.write_json_atomically(os.path.join(self.run, "metrics.json"), metrics)
+        return metrics
+
+    def finish(self):
+        """Restore the best epoch's weights, measure them on the test split, write the reports."""
+        best, _ = load_model(os.path.join(self.run, "model"))
+        self.model.assign(best.weights())
+        truth, predicted, _, other = self.predict_split("test")
+        test = {}
+        for task in self.config.tasks:
+            names = self.class_names[task]
+            test[task] = evaluate.classification_metrics(truth[task], predicted[task], names)
+            if task == "age":
+                test[task]["one_off_accuracy"] = evaluate.one_off_accuracy(truth[task], predicted[task])
+            plots.plot_confusion(test[task]["confusion_matrix"], names,
+                                 f"{task}, test split (accuracy {test[task]['accuracy']:.1%})",
+                                 os.path.join(self.run, f"confusion_{task}.png"))
+        return self.write_metrics(test)
+
+    def restore(self):
+        """Continue from the last checkpoint: weights, optimiser, epoch, early-stopping state, history."""
+        latest = self.checkpoints.latest_checkpoint
+        if latest is None:
+            return False
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        with open(os.path.join(self.run, "metrics.json"), encoding="utf-8") as file:
+            self.history = [entry for entry in json.load(file)["history"] if entry["epoch"] <= int(self.epoch)]
+        return True
+
+
+# -- the command line the three training scripts share -----------------------------------------------
+
+def parse_arguments(tasks, description):
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", required=True, help="store written by others/wash_data.py")
+    parser.add_argument("--run", required=True, help="run folder for checkpoints, model, metrics, plots, logs")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --run from its last finished epoch (its saved options win)")
+    parser.add_argument("--force", action="store_true", help="delete --run and start again")
+    parser.add_argument("--epochs", type=int, help=f"maximum epochs (default {defaults.max_epochs})")
+    parser.add_argument("--patience", type=int, default=defaults.patience,
+                        help="stop after this many epochs without a better validation accuracy "
+                             f"(default {defaults.patience})")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default=defaults.optimizer,
+                        help=f"SGD with momentum, as the original, or Adam (default {defaults.optimizer})")
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--learning-rate-decay", type=float, default=defaults.learning_rate_decay,
+                        help="factor applied after every epoch")
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="L2 on the kernels")
+    parser.add_argument("--dropout", type=float, default=defaults.dropout)
+    parser.add_argument("--no-augment", dest="augment", action="store_false",
+                        help="no random flips and shifts of the training faces")
+    parser.add_argument("--class-weights", action="store_true",
+                        help="weight classes by inverse frequency in the loss")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--quiet", action="store_true", help="no progress line, only a line per epoch")
+    arguments = parser.parse_args()
+    config = TrainConfig(tasks=tuple(tasks), batch_size=arguments.batch_size,
+                         max_epochs=arguments.epochs or defaults.max_epochs, patience=arguments.patience,
+                         optimizer=arguments.optimizer, learning_rate=arguments.learning_rate,
+                         learning_rate_decay=arguments.learning_rate_decay,
+                         weight_decay=arguments.weight_decay, dropout=arguments.dropout,
+                         augment=arguments.augment, class_weights=arguments.class_weights, seed=arguments.seed)
+    return arguments, config
+
+
+def prepare_run(arguments, config):
+    """The config to train with: the saved one on --resume, else the new one once the folder is free."""
+    run = arguments.run
+    config_path = os.path.join(run, "config.json")
+    if arguments.resume and os.path.isfile(config_path):
+        with open(config_path, encoding="utf-8") as file:
+            saved = json.load(file)
+        saved["tasks"] = tuple(saved["tasks"])
+        resumed = TrainConfig(**{field.name: saved[field.name] for field in fields(TrainConfig)})
+        if resumed.tasks != config.tasks:
+            raise TrainError(f"{run}: this run trains {', '.join(resumed.tasks)}; resume it with its own script")
+        if arguments.epochs:
+            resumed.max_epochs = arguments.epochs
+        return resumed
+    if os.path.exists(run) and os.listdir(run):
+        if not arguments.force:
+            raise TrainError(f"{run}: run folder exists; add --resume to continue it or --force to start again")
+        shutil.rmtree(run)
+    os.makedirs(run, exist_ok=True)
+    store.write_json_atomically(config_path, {**asdict(config), "data": os.path.abspath(arguments.data)})
+    return config
+
+
+def main(tasks, description):
+    """Entry point of gender/gender.py, age/age.py and joint/jointly.py."""
+    arguments, config = parse_arguments(tasks, description)
+    trainer = None
+    try:
+        config = prepare_run(arguments, config)
+        trainer = Trainer(arguments.data, arguments.run, config)
+        if arguments.resume:
+            if trainer.restore():
+                print(f"resuming {arguments.run} after epoch {int(trainer.epoch)}", flush=True)
+            else:
+                print(f"{arguments.run}: no checkpoint to resume; starting at epoch 1", flush=True)
+        metrics = trainer.fit(quiet=arguments.quiet)
+    except (TrainError, store.StoreError, ModelError) as error:
+        sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        saved = int(trainer.epoch) if trainer else 0
+        sys.stderr.write(f"\ninterrupted: {saved} finished epoch(s) are saved in {arguments.run}; "
+                         "run the same command with --resume to continue\n")
+        sys.exit(130)
+    print(f"best epoch {metrics['best_epoch']}; test split:")
+    for task, figures in metrics["test"].items():
+        line = f"  {task}: accuracy {figures['accuracy']:.4f}, balanced accuracy {figures['balanced_accuracy']:.4f}"
+        if "one_off_accuracy" in figures:
+            line += f", one-off {figures['one_off_accuracy']:.4f}"
+        print(line)
+    print(f"model in {os.path.join(arguments.run, 'model')}; curves and confusion matrices in {arguments.run}")

@@ -1,0 +1,14 @@
+"""Train the gender classifier alone (the original CNN with one head).
+
+    python gender/gender.py --data data/utk --run runs/gender
+    python gender/gender.py --data data/utk --run runs/gender --resume   # after Ctrl-C
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
+
+from agegender import train  # noqa: E402
+
+if __name__ == "__main__":
+    train.main(tasks=('gender',), description=__doc__)

@@ -1,0 +1,122 @@
+"""Training as a user runs it: short real runs on real faces, checked the way a user would check."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from agegender import store
+from agegender.model import load_model
+from agegender.train import TaskBalance, TrainConfig, Trainer
+from conftest import QUICK_TRAINING, ROOT, run_script
+
+
+def majority_share(values):
+    return np.bincount(values).max() / len(values)
+
+
+def test_joint_training_beats_the_majority_and_writes_its_reports(joint_run, utk_store):
+    run, result = joint_run
+    metrics = json.loads((run / "metrics.json").read_text())
+    _, valid_labels = store.load_split(utk_store, "valid")
+    _, test_labels = store.load_split(utk_store, "test")
+    best = next(entry for entry in metrics["history"] if entry["epoch"] == metrics["best_epoch"])
+    assert best["valid"]["gender"]["accuracy"] > majority_share(valid_labels["gender"]) + 0.1
+    assert metrics["test"]["gender"]["accuracy"] > majority_share(test_labels["gender"]) + 0.1
+    history = metrics["history"]
+    assert [entry["epoch"] for entry in history] == list(range(1, len(history) + 1))
+    assert history[-1]["train"]["age"]["loss"] < history[0]["train"]["age"]["loss"]
+    test_age = metrics["test"]["age"]
+    assert np.array(test_age["confusion_matrix"]).sum() == len(test_labels["age_group"])
+    assert 0 <= test_age["balanced_accuracy"] <= 1 and test_age["one_off_accuracy"] >= test_age["accuracy"]
+    for name in ("curves.png", "confusion_gender.png", "confusion_age.png", "model/model.json",
+                 "model/weights.npz", "checkpoints/checkpoint", "config.json"):
+        assert (run / name).is_file(), name
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(run / "logs"))
+    assert "gender: accuracy" in result.stdout and "balance s_gender=" in result.stdout
+
+
+def test_balance_parameters_move_and_stay_finite(joint_run):
+    metrics = json.loads((joint_run[0] / "metrics.json").read_text())
+    values = np.array([[entry["balance_log_variances"][task] for task in ("gender", "age")]
+                       for entry in metrics["history"]])
+    assert np.all(np.isfinite(values))
+    assert np.all(np.abs(values[-1]) > 1e-3)  # both started at 0
+    assert np.all(np.abs(values) < 10)
+
+
+def test_balance_settles_where_each_task_is_weighted_by_its_inverse_loss():
+    balance = TaskBalance(["gender", "age"])
+    optimizer = tf.keras.optimizers.SGD(0.1)
+    losses = {"gender": tf.constant(0.5), "age": tf.constant(2.0)}
+    for _ in range(300):
+        with tf.GradientTape() as tape:
+            total = balance(losses)
+        optimizer.apply_gradients(zip(tape.gradient(total, balance.trainable_variables),
+                                      balance.trainable_variables))
+    values = balance.values()
+    assert abs(values["gender"] - np.log(0.5)) < 1e-3 and abs(values["age"] - np.log(2.0)) < 1e-3
+
+
+def test_saved_model_reloads_with_the_same_predictions(utk_store, tmp_path):
+    config = TrainConfig(tasks=("age",), max_epochs=1, batch_size=64)
+    trainer = Trainer(str(utk_store), str(tmp_path), config)
+    trainer.fit(quiet=True)
+    images, _ = store.load_split(utk_store, "test", limit=50)
+    reloaded, description = load_model(str(tmp_path / "model"))
+    expected = trainer.model.probabilities(images)["age"].numpy()
+    assert np.allclose(reloaded.probabilities(images)["age"].numpy(), expected, atol=1e-6)
+    assert description["classes"] == {"age": ["0-29", "30-45", "46-59", "60+"]}
+    assert description["age_edges"] == [30, 46, 60] and description["tasks"] == ["age"]
+
+
+def test_per_task_scripts_train_only_their_head(utk_store, tmp_path):
+    for script, task, other in (("gender/gender.py", "gender", "age"), ("age/age.py", "age", "gender")):
+        run = tmp_path / task
+        run_script(script, "--data", utk_store, "--run", run, "--epochs", "1", *QUICK_TRAINING)
+        _, description = load_model(str(run / "model"))
+        assert description["tasks"] == [task]
+        with np.load(run / "model" / "weights.npz") as weights:
+            names = set(weights.files)
+        assert any(name.startswith(f"{task}/") for name in names)
+        assert not any(name.startswith(f"{other}/") for name in names)
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert list(metrics["test"]) == [task] and not metrics["history"][0]["balance_log_variances"]
+
+
+def test_interrupted_run_resumes_from_its_last_finished_epoch(utk_store, tmp_path):
+    run = tmp_path / "joint"
+    command = [sys.executable, os.path.join(ROOT, "joint/jointly.py"), "--data", str(utk_store),
+               "--run", str(run), "--epochs", "3", *QUICK_TRAINING]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.time() + 300
+    while not (run / "checkpoints" / "ckpt-1.index").exists():
+        assert process.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)  # Ctrl-C, during epoch 2
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "--resume" in stderr and "Traceback" not in stderr
+    finished = json.loads((run / "metrics.json").read_text())["history"]
+    assert [entry["epoch"] for entry in finished] == [1]
+
+    refused = run_script("joint/jointly.py", "--data", utk_store, "--run", run, check=False)
+    assert refused.returncode != 0 and "--resume" in refused.stderr and "Traceback" not in refused.stderr
+
+    resumed = run_script("joint/jointly.py", "--data", utk_store, "--run", run, "--resume", "--quiet")
+    assert "resuming" in resumed.stdout and "after epoch 1" in resumed.stdout
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    assert [entry["epoch"] for entry in history] == [1, 2, 3]
+    assert history[0] == finished[0]
+    assert os.path.isfile(run / "checkpoints" / "ckpt-3.index")
+
+
+def test_bad_store_is_a_one_line_error(tmp_path):
+    result = run_script("gender/gender.py", "--data", tmp_path / "nothing", "--run", tmp_path / "run",
+                        check=False)
+    assert result.returncode != 0 and "not a dataset store" in result.stderr
+    assert "Traceback" not in result.stderr
