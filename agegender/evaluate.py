@@ -1,6 +1,8 @@
 """Metrics: accuracy, balanced accuracy, one-off accuracy, confusion matrices, per-group tables."""
 import numpy as np
 
+from agegender import labels
+
 
 def confusion_matrix(truth, predicted, class_count):
     """counts[true class, predicted class]."""
@@ -38,3 +40,24 @@ def breakdown(truth, predicted, groups, group_names):
         if inside.any():
             table[name] = {"faces": int(inside.sum()), "accuracy": float(np.mean(truth[inside] == predicted[inside]))}
     return table
+
+
+def report(class_names, truth, predicted, faces):
+    """All figures for a model's predictions on labelled faces.
+
+    class_names, truth, predicted: per task ("gender", "age"); faces: the labels of the faces
+    ({"gender", "age_group", "race"} arrays) for breakdowns by gender, age group and race, so that
+    differences between groups of people are shown, not averaged away.
+    """
+    group_names = {"gender": dict(enumerate(labels.GENDER_NAMES)),
+                   "age_group": dict(enumerate(class_names.get("age", ()))),
+                   "race": dict(enumerate(labels.RACE_NAMES))}
+    figures = {}
+    for task, names in class_names.items():
+        figures[task] = classification_metrics(truth[task], predicted[task], names)
+        if task == "age":
+            figures[task]["one_off_accuracy"] = one_off_accuracy(truth[task], predicted[task])
+        figures[task]["by"] = {group: breakdown(truth[task], predicted[task], faces[group], names_of_group)
+                               for group, names_of_group in group_names.items()
+                               if group in faces and names_of_group}
+    return figures

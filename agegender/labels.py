@@ -8,6 +8,8 @@ import numpy as np
 GENDER_NAMES = ("male", "female")  # index = the gender number in every store and model
 MALE, FEMALE = 0, 1
 
+RACE_NAMES = ("White", "Black", "Asian", "Indian", "Others")  # UTKFace's coding; -1 = unknown
+
 MAX_AGE = 100  # ages outside 0..MAX_AGE are dropped as implausible labels
 
 # Age-group presets: the lower edge of every group but the first. Groups are [edge_i, edge_i+1).

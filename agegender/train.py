@@ -191,21 +191,21 @@ class Trainer:
         truth = {task: [] for task in self.config.tasks}
         predicted = {task: [] for task in self.config.tasks}
         loss_sums = {task: 0.0 for task in self.config.tasks}
-        other_labels = {"race": [], "gender": []}
+        face_labels = {"gender": [], "age_group": [], "race": []}
         for images, batch_labels in pipeline.split_dataset(self.data, split, 256):
             losses, predictions = self.eval_step(images, batch_labels)
             for task in self.config.tasks:
                 truth[task].append(batch_labels[TASK_LABEL[task]].numpy())
                 predicted[task].append(predictions[task].numpy())
                 loss_sums[task] += float(losses[task]) * int(images.shape[0])
-            for name in other_labels:
-                other_labels[name].append(batch_labels[name].numpy())
+            for name in face_labels:
+                face_labels[name].append(batch_labels[name].numpy())
         concatenate = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
         truth = {task: concatenate(parts) for task, parts in truth.items()}
         predicted = {task: concatenate(parts) for task, parts in predicted.items()}
         count = max(1, len(next(iter(truth.values()))))
         losses = {task: loss_sums[task] / count for task in self.config.tasks}
-        return truth, predicted, losses, {name: concatenate(parts) for name, parts in other_labels.items()}
+        return truth, predicted, losses, {name: concatenate(parts) for name, parts in face_labels.items()}
 
     def validate(self):
         truth, predicted, losses, _ = self.predict_split("valid")
@@ -285,13 +285,9 @@ class Trainer:
         """Restore the best epoch's weights, measure them on the test split, write the reports."""
         best, _ = load_model(os.path.join(self.run, "model"))
         self.model.assign(best.weights())
-        truth, predicted, _, other = self.predict_split("test")
-        test = {}
-        for task in self.config.tasks:
-            names = self.class_names[task]
-            test[task] = evaluate.classification_metrics(truth[task], predicted[task], names)
-            if task == "age":
-                test[task]["one_off_accuracy"] = evaluate.one_off_accuracy(truth[task], predicted[task])
+        truth, predicted, _, faces = self.predict_split("test")
+        test = evaluate.report(self.class_names, truth, predicted, faces)
+        for task, names in self.class_names.items():
             plots.plot_confusion(test[task]["confusion_matrix"], names,
                                  f"{task}, test split (accuracy {test[task]['accuracy']:.1%})",
                                  os.path.join(self.run, f"confusion_{task}.png"))

@@ -280,7 +280,7 @@ def _wash_into(sources, work, options, quiet, started):
         "face_size": FACE_SIZE,
         "label_coding": {
             "gender": dict(enumerate(labels.GENDER_NAMES)),
-            "race": {-1: "unknown", 0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"},
+            "race": {-1: "unknown", **dict(enumerate(labels.RACE_NAMES))},
             "age_group": dict(enumerate(group_names)),
             "label_columns": list(store.LABEL_COLUMNS),
         },

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from agegender import labels, sources, store, wash
+from agegender import faces, labels, sources, store, wash
 from conftest import UTKFACE, WIKI_MAT, copy_utkface, run_script, utkface_names
 
 
@@ -197,28 +197,36 @@ def test_wiki_mat_real_metadata_with_written_images(tmp_path):
     assert dropped["missing_file"] == 38137 - 38
     assert {"no_face", "second_face", "unknown_gender", "age_out_of_range"} <= set(dropped)
     assert "kept 36 of 62328" in result.stdout
-    # The crop is framed like a UTKFace chip around the metadata's box: the box spans 165/200 of the
-    # crop's side, centred 12/200 of it above the crop's centre.
+    # The crop is framed like a UTKFace chip around the metadata's box (faces.CHIP_SCALE, CHIP_DOWN_SHIFT).
     written = {r.key: (r, face) for r, face in zip(usable[:36], faces)}
-    side, left, top = round(128 * 165 / 200), round(128 * 17.5 / 200), round(128 * 5.5 / 200)
     correlations = []
     for split in store.SPLITS:
         images, _ = store.load_split(tmp_path / "store", split)
         for row, image in zip(read_csv_rows(tmp_path / "store" / split / "index.csv"), images):
             record, face = written[row["key"]]
-            correlations.append(framing_correlations(record, face, image, row, side, left, top))
+            assert int(row["gender"]) == record.gender and int(row["age"]) == record.age
+            correlations.append(framing_correlations(face, image))
     framed, shifted = np.mean(correlations, axis=0)
-    assert framed > 0.9 and shifted < 0.75  # measured: 0.95 framed right, 0.58 framed 8 px off
     assert len(correlations) == 36
+    assert framed > 0.9 and shifted < 0.75  # measured: 0.97 framed right, 0.63 framed 8 px off
 
 
-def framing_correlations(record, face, image, row, side, left, top):
-    """How well a crop matches the face where it should be, and where it would be 8 px lower."""
-    assert int(row["gender"]) == record.gender and int(row["age"]) == record.age
-    expected = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)[4:-12, 4:-4].ravel()
-    framed = image[top + 4:top + side - 12, left + 4:left + side - 4].ravel()
-    shifted = image[top + 12:top + side - 4, left + 4:left + side - 4].ravel()
-    return np.corrcoef(framed, expected)[0, 1], np.corrcoef(shifted, expected)[0, 1]
+def framing_correlations(face, crop):
+    """How well a 128 px crop matches the face where the framing puts it, and 8 px lower.
+
+    With the face box 1 wide, the crop is CHIP_SCALE wide and its centre CHIP_DOWN_SHIFT below the
+    box's centre, so in the crop's pixels the face starts at (left, top) and is `size` px wide.
+    """
+    side = faces.CHIP_SCALE
+    size = round(128 / side)
+    left = round((side / 2 - 0.5) / side * 128)
+    top = round((side / 2 - 0.5 - faces.CHIP_DOWN_SHIFT) / side * 128)
+    placed = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
+    window = (slice(max(top, 0) + 4, min(top + size, 128) - 12), slice(max(left, 0) + 4, min(left + size, 128) - 4))
+    expected_part = placed[window[0].start - top:window[0].stop - top, window[1].start - left:window[1].stop - left]
+    lower = (slice(window[0].start + 8, window[0].stop + 8), window[1])
+    return (np.corrcoef(crop[window].ravel(), expected_part.ravel())[0, 1],
+            np.corrcoef(crop[lower].ravel(), expected_part.ravel())[0, 1])
 
 
 def matlab_cells(values):

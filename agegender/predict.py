@@ -1,0 +1,118 @@
+"""Detector + model -> per-face results, and drawing them on the image.
+
+Every face is cropped exactly as the training faces were: a square around the detector's box, framed
+like a UTKFace chip (faces.chip_box), grayscale, 128x128; all faces of an image go through the model
+in one batch.
+"""
+import os
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from agegender.faces import chip_box, crop_square, make_detector, to_gray
+from agegender.model import load_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUNDLED_MODEL = os.path.join(ROOT, "models", "joint")  # trained by the project's own scripts; see its README
+
+
+class ImageError(Exception):
+    """An image that cannot be read."""
+
+
+def read_image(path):
+    """A BGR image from a file, or ImageError naming the file and what is wrong."""
+    if not os.path.isfile(path):
+        raise ImageError(f"{path}: no such file")
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError(f"{path}: not an image OpenCV can read (corrupt or unsupported format)")
+    return image
+
+
+@dataclass
+class FaceResult:
+    box: tuple                                            # (x, y, w, h) in the image's pixels
+    labels: dict = field(default_factory=dict)            # task -> predicted class name
+    probabilities: dict = field(default_factory=dict)     # task -> probability of that class
+    distributions: dict = field(default_factory=dict)     # task -> {class name: probability}
+
+    def caption(self):
+        return ", ".join(f"{self.labels[task]} {self.probabilities[task]:.0%}" for task in self.labels)
+
+    def to_json(self):
+        return {"box": [int(v) for v in self.box], "labels": self.labels,
+                "probabilities": {task: round(p, 4) for task, p in self.probabilities.items()},
+                "distributions": self.distributions}
+
+
+class Predictor:
+    """Finds the faces in an image and, with a model, labels each one."""
+
+    def __init__(self, model_folder=BUNDLED_MODEL, detector="haar", detector_max_side=None, use_model=True):
+        self.detector = make_detector(detector, max_side=detector_max_side)
+        self.model, self.description = load_model(model_folder) if use_model else (None, None)
+
+    def classify(self, faces):
+        """Per task, class probabilities (n, classes) for uint8 128x128 faces (n, 128, 128)."""
+        faces = np.asarray(faces, dtype=np.uint8).reshape(-1, 128, 128)
+        if not len(faces):
+            return {task: np.zeros((0, len(names))) for task, names in self.description["classes"].items()}
+        return {task: values.numpy() for task, values in self.model.probabilities(faces).items()}
+
+    def results(self, boxes, probabilities):
+        results = []
+        for i, box in enumerate(boxes):
+            result = FaceResult(tuple(int(v) for v in box))
+            for task, values in probabilities.items():
+                names = self.description["classes"][task]
+                best = int(np.argmax(values[i]))
+                result.labels[task] = names[best]
+                result.probabilities[task] = float(values[i, best])
+                result.distributions[task] = {name: round(float(p), 4) for name, p in zip(names, values[i])}
+            results.append(result)
+        return results
+
+    def __call__(self, image, boxes=None):
+        """FaceResults for every face found in a BGR or gray image (or for the given boxes)."""
+        gray = to_gray(image)
+        boxes = self.detector(gray) if boxes is None else boxes
+        if self.model is None or not len(boxes):
+            return [FaceResult(tuple(int(v) for v in box)) for box in boxes]
+        faces = np.stack([crop_square(gray, chip_box(box)) for box in boxes])
+        return self.results(boxes, self.classify(faces))
+
+
+GENDER_COLOURS = {"male": (255, 160, 0), "female": (80, 80, 255)}  # BGR
+
+
+def draw(image, results, extra_text=None):
+    """An annotated copy: a box and a caption per face, and an optional line at the top left."""
+    canvas = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
+    scale = max(0.45, min(canvas.shape[:2]) / 900)
+    thickness = max(1, round(scale * 2))
+    for result in results:
+        x, y, w, h = result.box
+        colour = GENDER_COLOURS.get(result.labels.get("gender"), (0, 200, 0))
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thickness)
+        caption = result.caption()
+        if caption:
+            (text_w, text_h), baseline = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+            top = y - text_h - baseline - 4 if y - text_h - baseline - 4 > 0 else y + h
+            cv2.rectangle(canvas, (x, top), (x + text_w + 4, top + text_h + baseline + 4), colour, cv2.FILLED)
+            cv2.putText(canvas, caption, (x + 2, top + text_h + 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        (255, 255, 255), thickness, cv2.LINE_AA)
+    if extra_text:
+        cv2.putText(canvas, extra_text, (8, int(30 * scale + 8)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (0, 255, 255), thickness, cv2.LINE_AA)
+    return canvas
+
+
+def write_image_atomically(path, image):
+    """cv2.imwrite to a temporary name, then rename; ImageError if OpenCV cannot write it."""
+    root, extension = os.path.splitext(path)
+    temporary = f"{root}.partial{extension or '.jpg'}"
+    if not cv2.imwrite(temporary, image):
+        raise ImageError(f"{path}: cannot write an image there (folder missing or unknown extension)")
+    os.replace(temporary, path)

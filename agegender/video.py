@@ -1,0 +1,120 @@
+"""The real-time loop: frames from a camera or a video file -> faces, gender, age group, FPS."""
+import os
+import sys
+import time
+
+import cv2
+
+from agegender.faces import HaarDetector, VideoFaceFinder, to_gray
+from agegender.predict import draw
+
+
+class VideoError(Exception):
+    """A camera or video that cannot be opened or written."""
+
+
+def open_source(source):
+    """cv2.VideoCapture of a camera index ("0") or a video file, checked to deliver frames."""
+    if str(source).isdigit():
+        capture = cv2.VideoCapture(int(source))
+        what = f"camera {source}"
+        if not capture.isOpened():
+            raise VideoError(f"{what}: cannot open it (no camera with that index, or it is in use)")
+    else:
+        what = str(source)
+        if not os.path.isfile(what):
+            raise VideoError(f"{what}: no such video file")
+        capture = cv2.VideoCapture(what)
+        if not capture.isOpened():
+            raise VideoError(f"{what}: not a video OpenCV can read")
+    return capture, what
+
+
+def display_available():
+    """Whether cv2.imshow can open a window: opencv-python aborts the whole process when it cannot."""
+    if "GUI:                           NONE" in cv2.getBuildInformation():
+        return False  # a headless OpenCV build has no windows at all
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+class AtomicVideoWriter:
+    """cv2.VideoWriter to a temporary name, renamed into place when closed."""
+
+    def __init__(self, path, fps, size):
+        root, extension = os.path.splitext(path)
+        self.path, self.temporary = path, f"{root}.partial{extension or '.mp4'}"
+        self.writer = cv2.VideoWriter(self.temporary, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not self.writer.isOpened():
+            raise VideoError(f"{path}: cannot write a video there (folder missing or unknown extension)")
+
+    def write(self, frame):
+        self.writer.write(frame)
+
+    def close(self):
+        self.writer.release()
+        os.replace(self.temporary, self.path)
+
+
+def run(predictor, source, out=None, display=False, max_frames=None, on_frame=None):
+    """Classify every frame until the video ends, max_frames, or q / Esc in the window.
+
+    Returns a summary: frames, faces, mean FPS and the mean milliseconds per frame spent reading,
+    detecting and classifying.
+    """
+    capture, what = open_source(source)
+    # Reusing boxes needs the cascade's own search; other detectors search every frame in full.
+    find_faces = VideoFaceFinder(predictor.detector) if isinstance(predictor.detector, HaarDetector) \
+        else predictor.detector
+    writer = None
+    frames = faces = 0
+    read_seconds = detect_seconds = classify_seconds = 0.0
+    smoothed_fps = None
+    started = time.perf_counter()
+    try:
+        while max_frames is None or frames < max_frames:
+            frame_started = time.perf_counter()
+            ok, frame = capture.read()
+            if not ok:
+                if frames == 0:
+                    raise VideoError(f"{what}: no frame could be read")
+                break
+            gray = to_gray(frame)
+            read = time.perf_counter()
+            boxes = find_faces(gray)
+            detected = time.perf_counter()
+            results = predictor(gray, boxes)
+            classified = time.perf_counter()
+            read_seconds += read - frame_started
+            detect_seconds += detected - read
+            classify_seconds += classified - detected
+            frames += 1
+            faces += len(results)
+            instant_fps = 1.0 / max(classified - frame_started, 1e-6)
+            smoothed_fps = instant_fps if smoothed_fps is None else 0.9 * smoothed_fps + 0.1 * instant_fps
+            annotated = draw(frame, results, f"{smoothed_fps:.0f} FPS")
+            if out:
+                if writer is None:
+                    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+                    writer = AtomicVideoWriter(out, fps if fps > 0 else 30.0, annotated.shape[1::-1])
+                writer.write(annotated)
+            if on_frame:
+                on_frame(frames, results)
+            if display:
+                cv2.imshow("age & gender (q to quit)", annotated)
+                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                    break
+    finally:
+        capture.release()
+        if writer:
+            writer.close()
+        if display:
+            cv2.destroyAllWindows()
+    seconds = time.perf_counter() - started
+    return {"source": what, "frames": frames, "faces": faces, "seconds": round(seconds, 3),
+            "mean_fps": round(frames / seconds, 2) if seconds else 0.0,
+            "read_ms_per_frame": round(1000 * read_seconds / max(frames, 1), 2),
+            "detect_ms_per_frame": round(1000 * detect_seconds / max(frames, 1), 2),
+            "classify_ms_per_frame": round(1000 * classify_seconds / max(frames, 1), 2),
+            "output": out}

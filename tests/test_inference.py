@@ -1,0 +1,177 @@
+"""Inference as a user meets it: the scripts run as subprocesses on real images and real-face video."""
+import json
+import os
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from agegender import store
+from agegender.faces import HaarDetector, chip_box, crop_square
+from agegender.predict import BUNDLED_MODEL, Predictor
+from conftest import ROOT, UTKFACE, copy_utkface, run_script, utkface_names
+
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from face_video import make_face_video  # noqa: E402
+
+
+def detectable_faces(count):
+    """Real UTKFace chips on which the Haar cascade finds a face once the chip is inside a frame."""
+    detector, found = HaarDetector(), []
+    for name in utkface_names(400):
+        chip = cv2.imread(os.path.join(UTKFACE, name))
+        canvas = cv2.copyMakeBorder(chip, 100, 100, 100, 100, cv2.BORDER_CONSTANT, value=(120, 120, 120))
+        if len(detector(canvas)) == 1:
+            found.append(name)
+        if len(found) == count:
+            return found
+    raise AssertionError("too few detectable faces")
+
+
+@pytest.fixture(scope="module")
+def model(joint_run):
+    return str(joint_run[0] / "model")
+
+
+def test_detect_with_no_argument_labels_the_sample_portrait_with_the_bundled_model(tmp_path):
+    result = run_script("detect.py", "--json", "--out", tmp_path)
+    report = json.loads(result.stdout)
+    assert len(report) == 1 and report[0]["image"].endswith("grace_hopper.jpg")
+    (face,) = report[0]["faces"]
+    x, y, w, h = face["box"]
+    assert 100 < w < 300 and abs(w - h) < 5
+    # Grace Hopper, photographed in 1984 at 77: the bundled model must say so.
+    assert face["labels"] == {"gender": "female", "age": "60+"}
+    for task, distribution in face["distributions"].items():
+        assert abs(sum(distribution.values()) - 1) < 1e-3
+        assert face["probabilities"][task] == max(distribution.values())
+    annotated = cv2.imread(report[0]["annotated"])
+    original = cv2.imread(report[0]["image"])
+    assert annotated.shape == original.shape and np.abs(annotated.astype(int) - original).max() > 100
+
+
+def test_detect_without_model_on_a_folder_with_a_faceless_and_a_corrupt_image(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in detectable_faces(2):
+        chip = cv2.imread(os.path.join(UTKFACE, name))
+        cv2.imwrite(str(images / name.replace(".chip.jpg", ".png")),
+                    cv2.copyMakeBorder(chip, 100, 100, 100, 100, cv2.BORDER_REPLICATE))
+    cv2.imwrite(str(images / "plain.png"), np.full((300, 300, 3), 128, np.uint8))
+    (images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    result = run_script("detect.py", images, "--no-model", "--out", tmp_path / "out", check=False)
+    assert result.returncode == 1
+    assert "broken.jpg: not an image" in result.stderr and "Traceback" not in result.stderr
+    assert "plain.png: 0 face(s)" in result.stdout
+    assert result.stdout.count(": 1 face(s)") == 2 and "male" not in result.stdout
+    assert len(os.listdir(tmp_path / "out")) == 3
+    missing = run_script("detect.py", tmp_path / "nope.jpg", "--no-model", check=False)
+    assert missing.returncode == 1 and "nope.jpg: no such file" in missing.stderr
+
+
+def test_faces_are_cropped_the_way_the_training_chips_were(model):
+    """A chip inside a photo, found by the detector, is cropped close to the chip itself."""
+    correlations = []
+    for name in detectable_faces(8):
+        chip = cv2.imread(os.path.join(UTKFACE, name), cv2.IMREAD_GRAYSCALE)
+        photo = cv2.copyMakeBorder(chip, 100, 100, 100, 100, cv2.BORDER_REPLICATE)
+        (box,) = HaarDetector()(photo)
+        crop = crop_square(photo, chip_box(box)).astype(float)
+        washed = crop_square(chip, (0, 0, 200, 200)).astype(float)
+        correlations.append(np.corrcoef(crop.ravel(), washed.ravel())[0, 1])
+    assert np.median(correlations) > 0.8, correlations
+
+
+def test_all_faces_of_an_image_are_classified_in_one_batch_with_the_same_answers(model):
+    predictor = Predictor(model)
+    names = detectable_faces(3)
+    chips = [cv2.imread(os.path.join(UTKFACE, name)) for name in names]
+    photo = np.full((400, 900, 3), 120, np.uint8)
+    for i, chip in enumerate(chips):
+        photo[100:300, 50 + 300 * i:250 + 300 * i] = chip
+    results = predictor(photo)
+    assert len(results) == 3
+    for result in results:
+        (alone,) = predictor(photo, boxes=[result.box])
+        assert alone.labels == result.labels
+        assert all(abs(alone.probabilities[t] - result.probabilities[t]) < 1e-5 for t in result.labels)
+
+
+def test_evaluate_a_store_a_raw_folder_and_an_image(model, utk_store, tmp_path):
+    result = run_script("joint/test_model.py", "--model", model, "--data", utk_store,
+                        "--json", tmp_path / "store.json", "--out", tmp_path / "png")
+    figures = json.loads((tmp_path / "store.json").read_text())
+    _, test_labels = store.load_split(utk_store, "test")
+    for task in ("gender", "age"):
+        assert figures[task]["faces"] == len(test_labels["age"])
+        assert np.sum(figures[task]["confusion_matrix"]) == len(test_labels["age"])
+        assert set(figures[task]["by"]) == {"gender", "age_group", "race"}
+        assert sum(row["faces"] for row in figures[task]["by"]["race"].values()) == len(test_labels["age"])
+        assert (tmp_path / "png" / f"confusion_{task}.png").is_file()
+    assert figures["age"]["one_off_accuracy"] >= figures["age"]["accuracy"]
+    assert "by race: White" in result.stdout
+    # The figures match the training run's own test figures: same faces, same model.
+    with open(os.path.join(os.path.dirname(model), "metrics.json")) as file:
+        trained = json.load(file)["test"]
+    assert abs(figures["gender"]["accuracy"] - trained["gender"]["accuracy"]) < 1e-9
+
+    raw = tmp_path / "raw"
+    copy_utkface(raw, 150)
+    run_script("joint/test_model.py", "--model", model, "--data", raw, "--json", tmp_path / "raw.json",
+               "--out", tmp_path / "png")
+    raw_figures = json.loads((tmp_path / "raw.json").read_text())
+    assert raw_figures["gender"]["faces"] == sum(int(n.split("_")[0]) <= 100 for n in os.listdir(raw))
+
+    image = tmp_path / "group.png"
+    chips = [cv2.imread(os.path.join(UTKFACE, name)) for name in detectable_faces(2)]
+    cv2.imwrite(str(image), cv2.copyMakeBorder(np.hstack(chips), 100, 100, 100, 100, cv2.BORDER_REPLICATE))
+    single = run_script("joint/test_model.py", "--model", model, "--image", image, "--out", tmp_path / "png")
+    assert "2 face(s)" in single.stdout and (tmp_path / "png" / "group_faces.jpg").is_file()
+    bad = run_script("joint/test_model.py", "--model", tmp_path / "no-model", "--data", utk_store, check=False)
+    assert bad.returncode != 0 and "not a saved model" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("video") / "faces.mp4")
+    names = detectable_faces(3)
+    return make_face_video(path, [os.path.join(UTKFACE, name) for name in names], frames=90)
+
+
+def test_real_time_on_a_video_of_real_faces_headless(model, face_video, tmp_path):
+    out = tmp_path / "annotated.mp4"
+    environment = {"DISPLAY": "", "WAYLAND_DISPLAY": ""}  # as on a server: no window may be opened
+    result = run_script("joint/real_time.py", "--source", face_video, "--model", model, "--out", out,
+                        "--max-frames", "60", "--json", env=environment)
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    assert "no display available" in result.stderr
+    assert summary["frames"] == 60 and 50 <= summary["faces"] <= 60
+    assert summary["mean_fps"] > 0 and summary["classify_ms_per_frame"] > 0
+    written = cv2.VideoCapture(str(out))
+    assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 60
+    ok, frame = written.read()
+    source = cv2.VideoCapture(face_video)
+    _, original = source.read()
+    assert ok and frame.shape == (480, 640, 3) and np.abs(frame.astype(int) - original).mean() > 1
+    whole = run_script("joint/real_time.py", "--source", face_video, "--model", model, "--no-display")
+    assert whole.stdout.startswith("90 frames")
+
+
+def test_real_time_errors_are_one_line(model, tmp_path):
+    for source, message in ((tmp_path / "missing.mp4", "no such video file"), ("7", "camera 7: cannot open")):
+        result = run_script("joint/real_time.py", "--source", source, "--model", model, "--no-display",
+                            check=False)
+        assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video")
+    result = run_script("joint/real_time.py", "--source", fake, "--model", model, "--no-display", check=False)
+    assert result.returncode != 0 and "fake.mp4" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bundled_model_is_small_and_complete():
+    sizes = sum(os.path.getsize(os.path.join(BUNDLED_MODEL, name)) for name in os.listdir(BUNDLED_MODEL))
+    assert sizes < 10 * 1024 * 1024
+    metrics = json.loads(open(os.path.join(BUNDLED_MODEL, "metrics.json")).read())
+    assert metrics["test"]["gender"]["accuracy"] > 0.85
+    assert "joint/jointly.py" in open(os.path.join(BUNDLED_MODEL, "README.md")).read()
