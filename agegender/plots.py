@@ -18,7 +18,7 @@ def _save(figure, path):
 def plot_curves(history, tasks, path):
     """Loss and accuracy per epoch, train against valid, one column per task."""
     epochs = [entry["epoch"] for entry in history]
-    figure, axes = plt.subplots(2, len(tasks), figsize=(5 * len(tasks), 7), squeeze=False)
+    figure, axes = plt.subplots(2, len(tasks), figsize=(5 * len(tasks), 7), squeeze=False, constrained_layout=True)
     for column, task in enumerate(tasks):
         for row, metric in enumerate(("loss", "accuracy")):
             axis = axes[row, column]

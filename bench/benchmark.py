@@ -1,0 +1,149 @@
+"""Measure every stage on this machine and print one table (medians of several runs).
+
+    python bench/benchmark.py                         # all stages, ../shared/data/utkface
+    python bench/benchmark.py --only inference realtime
+
+Stages: dataset build (faces/s, peak memory), training (images/s end to end and per epoch, peak
+memory), inference (ms for one face, faces/s at batch 64), real time (FPS on a 640x480 video of real
+faces, split into reading, detection and classification). Each stage runs in its own process, so peak
+memory is that stage's alone. Run it on an otherwise idle machine.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from face_video import SHARED_UTKFACE, make_face_video  # noqa: E402
+
+# 2 cores x 32 FP32 FLOP per cycle (AVX2 FMA) x 2.45 GHz, and the CNN's cost per face (issue 5).
+PEAK_GFLOPS = 156.0
+TRAIN_GFLOP_PER_IMAGE = 0.443
+FORWARD_GFLOP_PER_FACE = 0.141
+
+
+def run(command):
+    """Run a command; return (stdout, seconds, peak RSS in MB of it and the processes it started)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=ROOT, text=True)
+        # wait4 reports the peak of this child and its own children alone, unlike RUSAGE_CHILDREN,
+        # which keeps the largest of every child so far.
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{err.read()[-3000:]}")
+        return out.read(), seconds, usage.ru_maxrss / 1024
+
+
+def dataset_build(arguments, work):
+    rows = []
+    for repeat in range(arguments.repeats):
+        out = os.path.join(work, "store")
+        _, seconds, peak = run([sys.executable, "others/wash_data.py", "--dataset", "utkface", "--src",
+                                arguments.faces, "--out", out, "--force", "--quiet"])
+        faces = len(os.listdir(arguments.faces))
+        rows.append((faces / seconds, seconds, peak))
+    rate, seconds, peak = (statistics.median(column) for column in zip(*rows))
+    return [("dataset build", f"{faces:,} faces in {seconds:.1f} s: {rate:,.0f} faces/s, peak {peak:,.0f} MB",
+             "goal < 10 s, < 1 GB")]
+
+
+def training(arguments, work):
+    store = os.path.join(work, "store")
+    if not os.path.isdir(store):
+        run([sys.executable, "others/wash_data.py", "--dataset", "utkface", "--src", arguments.faces,
+             "--out", store, "--force", "--quiet"])
+    run_folder = os.path.join(work, "run")
+    _, _, peak = run([sys.executable, "joint/jointly.py", "--data", store, "--run", run_folder, "--force",
+                      "--quiet", "--epochs", str(arguments.train_epochs)])
+    with open(os.path.join(run_folder, "metrics.json"), encoding="utf-8") as file:
+        history = json.load(file)["history"]
+    rate = statistics.median(entry["images_per_second"] for entry in history)
+    epoch_seconds = statistics.median(entry["seconds"] for entry in history)
+    fraction = rate * TRAIN_GFLOP_PER_IMAGE / PEAK_GFLOPS
+    return [("training (joint, batch 128)", f"{rate:.0f} images/s end to end, {epoch_seconds:.0f} s per epoch "
+             f"(train + valid), peak {peak:,.0f} MB", f"{fraction:.2f} of peak; goal >= 200 images/s")]
+
+
+INFERENCE_SNIPPET = """
+import json, statistics, sys, time
+import numpy as np
+sys.path.insert(0, {root!r})
+from agegender.predict import Predictor
+predictor = Predictor({model!r})
+faces = np.random.default_rng(0).integers(0, 256, (64, 128, 128), dtype=np.uint8)
+single, batch = [], []
+for repeat in range({repeats}):
+    predictor.classify(faces[:1]); predictor.classify(faces)
+    started = time.perf_counter()
+    for _ in range(50): predictor.classify(faces[:1])
+    single.append((time.perf_counter() - started) / 50 * 1000)
+    started = time.perf_counter()
+    for _ in range(10): predictor.classify(faces)
+    batch.append(640 / (time.perf_counter() - started))
+print(json.dumps({{"single_ms": statistics.median(single), "batch_faces_per_second": statistics.median(batch)}}))
+"""
+
+
+def inference(arguments, work):
+    snippet = INFERENCE_SNIPPET.format(root=ROOT, model=arguments.model, repeats=arguments.repeats)
+    stdout, _, _ = run([sys.executable, "-c", snippet])
+    figures = json.loads(stdout.strip().splitlines()[-1])
+    fraction = figures["batch_faces_per_second"] * FORWARD_GFLOP_PER_FACE / PEAK_GFLOPS
+    return [("inference, one face", f"{figures['single_ms']:.2f} ms", "goal <= 2 ms"),
+            ("inference, batch 64", f"{figures['batch_faces_per_second']:.0f} faces/s",
+             f"{fraction:.2f} of peak; goal >= 700 faces/s")]
+
+
+def real_time(arguments, work):
+    names = sorted(os.listdir(arguments.faces))[::997][:10]
+    video = make_face_video(os.path.join(work, "faces.mp4"), [os.path.join(arguments.faces, n) for n in names],
+                            frames=300)
+    rows = []
+    for _ in range(arguments.repeats):
+        stdout, _, _ = run([sys.executable, "joint/real_time.py", "--source", video, "--model", arguments.model,
+                            "--no-display", "--json"])
+        rows.append(json.loads(stdout[stdout.index("{"):]))
+    median = {key: statistics.median(row[key] for row in rows)
+              for key in ("mean_fps", "read_ms_per_frame", "detect_ms_per_frame", "classify_ms_per_frame")}
+    return [("real time, 640x480, one face", f"{median['mean_fps']:.1f} FPS (per frame: read "
+             f"{median['read_ms_per_frame']:.1f} ms, detect {median['detect_ms_per_frame']:.1f} ms, classify "
+             f"{median['classify_ms_per_frame']:.1f} ms)", "goal >= 30 FPS, every frame classified")]
+
+
+STAGES = {"dataset": dataset_build, "inference": inference, "realtime": real_time, "training": training}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--faces", default=SHARED_UTKFACE, help="UTKFace folder (default: ../shared/data/utkface)")
+    parser.add_argument("--model", default=os.path.join(ROOT, "models", "joint"))
+    parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is shown")
+    parser.add_argument("--train-epochs", type=int, default=2, help="epochs of the training measurement")
+    parser.add_argument("--only", nargs="+", choices=list(STAGES), help="measure only these stages")
+    arguments = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        for name, stage in STAGES.items():
+            if not arguments.only or name in arguments.only:
+                print(f"measuring {name} ...", file=sys.stderr, flush=True)
+                rows.extend(stage(arguments, work))
+    print(f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} on {platform.node()}: {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}; medians of {arguments.repeats} runs.\n")
+    print("| stage | measured | against |")
+    print("| --- | --- | --- |")
+    for stage, measured, against in rows:
+        print(f"| {stage} | {measured} | {against} |")
+
+
+if __name__ == "__main__":
+    main()
