@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
+import scipy.sparse
+import scipy.sparse.csgraph
 
 from agegender import labels, store
 from agegender.faces import FACE_SIZE, HaarDetector, chip_box, crop_square
@@ -119,25 +121,22 @@ def _load_face_task(task):
 
 
 def group_duplicates(digest_pairs):
-    """Group ids, one per face, joining faces that share a byte digest or a pixel digest."""
-    parent = list(range(len(digest_pairs)))
+    """Group ids, one per face: faces sharing a byte digest or a pixel digest are one group.
 
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first_with = {}
-    for i, pair in enumerate(digest_pairs):
-        for digest in pair:
-            j = first_with.setdefault(digest, i)
-            if j != i:
-                parent[root(i)] = root(j)
-    roots = [root(i) for i in range(len(parent))]
-    # Renumber by first appearance so ids follow the face order, not the order of union operations.
-    ids = {}
-    return np.array([ids.setdefault(r, len(ids)) for r in roots], dtype=np.int64)
+    Faces and digests are the nodes of a graph with an edge from each face to its two digests; the
+    groups are its connected components, numbered in order of their first face.
+    """
+    digest_ids = {}
+    faces = [i for i, pair in enumerate(digest_pairs) for _ in pair]
+    digests = [len(digest_pairs) + digest_ids.setdefault(d, len(digest_ids)) for pair in digest_pairs for d in pair]
+    nodes = len(digest_pairs) + len(digest_ids)
+    graph = scipy.sparse.coo_matrix((np.ones(len(faces)), (faces, digests)), shape=(nodes, nodes))
+    _, component = scipy.sparse.csgraph.connected_components(graph, directed=False)
+    component = component[:len(digest_pairs)]
+    _, first_face, group = np.unique(component, return_index=True, return_inverse=True)
+    rank = np.empty(len(first_face), dtype=np.int64)
+    rank[np.argsort(first_face)] = np.arange(len(first_face))
+    return rank[group]
 
 
 def assign_splits(group_ids, strata, fractions, seed):
