@@ -118,11 +118,11 @@ class Trainer:
         self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
         self.best_score = tf.Variable(-math.inf, dtype=tf.float64, name="best_score")
         self.epochs_without_improvement = tf.Variable(0, dtype=tf.int64, name="epochs_without_improvement")
-        checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch,
-                                         best_score=self.best_score, balance=self.balance or tf.Module(),
-                                         epochs_without_improvement=self.epochs_without_improvement)
-        self.checkpoints = tf.train.CheckpointManager(checkpoint, os.path.join(run, "checkpoints"), max_to_keep=2)
-        self.checkpoint = checkpoint
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch,
+                                              best_score=self.best_score, balance=self.balance or tf.Module(),
+                                              epochs_without_improvement=self.epochs_without_improvement)
+        self.checkpoints = tf.train.CheckpointManager(self.checkpoint, os.path.join(run, "checkpoints"),
+                                                      max_to_keep=2)
         self.history = []
 
     # -- the step ------------------------------------------------------------------------------------

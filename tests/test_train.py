@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from agegender import store
 from agegender.model import load_model
-from agegender.train import TaskBalance, TrainConfig, Trainer
+from agegender.train import TaskBalance, TrainConfig, Trainer, class_weight_vectors
 from conftest import QUICK_TRAINING, ROOT, run_script
 
 
@@ -120,3 +120,11 @@ def test_bad_store_is_a_one_line_error(tmp_path):
                         check=False)
     assert result.returncode != 0 and "not a dataset store" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_class_weights_make_every_class_count_alike(utk_store):
+    manifest = store.read_manifest(utk_store)
+    weights = class_weight_vectors(manifest, ["age"])["age"].numpy()
+    counts = np.array(manifest["splits"]["train"]["age_group"])
+    assert np.allclose(weights * counts, counts.sum() / len(counts))  # each class's total weight is equal
+    assert weights[0] < 1 < weights[-1]  # the young majority weighs less, the old minority more
