@@ -175,3 +175,14 @@ def test_bundled_model_is_small_and_complete():
     metrics = json.loads(open(os.path.join(BUNDLED_MODEL, "metrics.json")).read())
     assert metrics["test"]["gender"]["accuracy"] > 0.85
     assert "joint/jointly.py" in open(os.path.join(BUNDLED_MODEL, "README.md")).read()
+
+
+def test_mtcnn_detector_works_when_installed_and_says_how_to_get_it_otherwise(tmp_path):
+    result = run_script("detect.py", "--detector", "mtcnn", "--no-model", "--json", "--out", tmp_path, check=False)
+    try:
+        import mtcnn  # noqa: F401
+    except ImportError:
+        assert result.returncode != 0 and "pip install mtcnn" in result.stderr
+        assert "Traceback" not in result.stderr
+    else:
+        assert result.returncode == 0 and len(json.loads(result.stdout)[0]["faces"]) == 1
