@@ -228,7 +228,11 @@ def _wash_into(sources, work, options, quiet, started):
     digests = [None] * len(candidates)
     progress = None if quiet else Progress(len(candidates), "washing")
     tasks = ((i, record, options.detect) for i, record in enumerate(candidates))
-    with multiprocessing.Pool(max(1, options.workers), initializer=_init_worker, initargs=(work,)) as pool:
+    # Workers come from a fresh server process, not a fork of this one: a fork inherits OpenCV's and
+    # TensorFlow's thread pools in whatever state they are, and its children can hang on their locks
+    # (seen when a test session had run the face detector before washing).
+    context = multiprocessing.get_context("forkserver")
+    with context.Pool(max(1, options.workers), initializer=_init_worker, initargs=(work,)) as pool:
         for index, problem, place, byte_digest, pixel_digest in pool.imap_unordered(
                 _load_face_task, tasks, chunksize=64):
             if problem:

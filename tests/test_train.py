@@ -94,8 +94,10 @@ def test_interrupted_run_resumes_from_its_last_finished_epoch(utk_store, tmp_pat
     command = [sys.executable, os.path.join(ROOT, "joint/jointly.py"), "--data", str(utk_store),
                "--run", str(run), "--epochs", "3", *QUICK_TRAINING]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    deadline = time.time() + 300
-    while not (run / "checkpoints" / "ckpt-1.index").exists():
+    deadline = time.time() + 600
+    # The state file names a checkpoint only once it is completely written.
+    state = run / "checkpoints" / "checkpoint"
+    while not (state.exists() and "ckpt-1" in state.read_text()):
         assert process.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)  # Ctrl-C, during epoch 2
