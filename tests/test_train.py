@@ -93,7 +93,10 @@ def test_interrupted_run_resumes_from_its_last_finished_epoch(utk_store, tmp_pat
     run = tmp_path / "joint"
     command = [sys.executable, os.path.join(ROOT, "joint/jointly.py"), "--data", str(utk_store),
                "--run", str(run), "--epochs", "3", *QUICK_TRAINING]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    # A shell that starts a job in the background (as CI may) makes it ignore SIGINT, and Python then
+    # never turns Ctrl-C into KeyboardInterrupt: give the training its default SIGINT, as in a terminal.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 600
     # The state file names a checkpoint only once it is completely written.
     state = run / "checkpoints" / "checkpoint"
