@@ -232,6 +232,7 @@ def _wash_into(sources, work, options, quiet, started):
     # TensorFlow's thread pools in whatever state they are, and its children can hang on their locks
     # (seen when a test session had run the face detector before washing).
     context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["agegender.wash"])  # imported once in the server, not per worker
     with context.Pool(max(1, options.workers), initializer=_init_worker, initargs=(work,)) as pool:
         for index, problem, place, byte_digest, pixel_digest in pool.imap_unordered(
                 _load_face_task, tasks, chunksize=64):
