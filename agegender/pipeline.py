@@ -68,6 +68,3 @@ def split_dataset(folder, split, batch_size, training=False, augment=False, seed
             num_parallel_calls=tf.data.AUTOTUNE)
     return batches.prefetch(tf.data.AUTOTUNE)
 
-
-def split_size(folder, split):
-    return store.read_manifest(folder)["splits"][split]["faces"]
