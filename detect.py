@@ -11,7 +11,7 @@ import os
 import sys
 
 from agegender.model import ModelError
-from agegender.predict import BUNDLED_MODEL, ImageError, Predictor, draw, read_image, write_image_atomically
+from agegender.predict import BUNDLED_MODEL, ImageError, Predictor, label_image_file
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -50,21 +50,17 @@ def main():
         predictor = Predictor(arguments.model, arguments.detector, use_model=not arguments.no_model)
     except (ImageError, ModelError, RuntimeError) as error:
         sys.exit(f"error: {error}")
-    os.makedirs(arguments.out, exist_ok=True)
     report, failures = [], 0
     for path in paths:
         try:
-            image = read_image(path)
-            results = predictor(image)
-            annotated = os.path.join(arguments.out, os.path.splitext(os.path.basename(path))[0] + "_faces.jpg")
-            write_image_atomically(annotated, draw(image, results))
+            results, image_report = label_image_file(predictor, path, arguments.out)
         except ImageError as error:
             print(f"error: {error}", file=sys.stderr)
             failures += 1
             continue
-        report.append({"image": path, "annotated": annotated, "faces": [r.to_json() for r in results]})
+        report.append(image_report)
         if not arguments.json:
-            print(f"{path}: {len(results)} face(s) -> {annotated}")
+            print(f"{path}: {len(results)} face(s) -> {image_report['annotated']}")
             for number, result in enumerate(results, 1):
                 x, y, w, h = result.box
                 print(f"  face {number}: box x={x} y={y} w={w} h={h}" + (f"  {result.caption()}" if result.labels else ""))

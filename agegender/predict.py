@@ -109,10 +109,29 @@ def draw(image, results, extra_text=None):
     return canvas
 
 
+def partial_path(path, default_extension):
+    """The temporary name a file is written under before its rename; OpenCV picks formats by extension."""
+    root, extension = os.path.splitext(path)
+    return f"{root}.partial{extension or default_extension}"
+
+
 def write_image_atomically(path, image):
     """cv2.imwrite to a temporary name, then rename; ImageError if OpenCV cannot write it."""
-    root, extension = os.path.splitext(path)
-    temporary = f"{root}.partial{extension or '.jpg'}"
+    temporary = partial_path(path, ".jpg")
     if not cv2.imwrite(temporary, image):
         raise ImageError(f"{path}: cannot write an image there (folder missing or unknown extension)")
     os.replace(temporary, path)
+
+
+def label_image_file(predictor, path, out_folder):
+    """Find and label the faces of an image file and write its annotated copy into out_folder.
+
+    Returns (results, report) with report = {"image", "annotated", "faces"}; ImageError when the
+    image cannot be read or the copy cannot be written.
+    """
+    image = read_image(path)
+    results = predictor(image)
+    os.makedirs(out_folder, exist_ok=True)
+    annotated = os.path.join(out_folder, os.path.splitext(os.path.basename(path))[0] + "_faces.jpg")
+    write_image_atomically(annotated, draw(image, results))
+    return results, {"image": path, "annotated": annotated, "faces": [r.to_json() for r in results]}

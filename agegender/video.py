@@ -6,7 +6,7 @@ import time
 import cv2
 
 from agegender.faces import HaarDetector, VideoFaceFinder, to_gray
-from agegender.predict import draw
+from agegender.predict import draw, partial_path
 
 
 class VideoError(Exception):
@@ -43,8 +43,7 @@ class AtomicVideoWriter:
     """cv2.VideoWriter to a temporary name, renamed into place when closed."""
 
     def __init__(self, path, fps, size):
-        root, extension = os.path.splitext(path)
-        self.path, self.temporary = path, f"{root}.partial{extension or '.mp4'}"
+        self.path, self.temporary = path, partial_path(path, ".mp4")
         self.writer = cv2.VideoWriter(self.temporary, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
         if not self.writer.isOpened():
             raise VideoError(f"{path}: cannot write a video there (folder missing or unknown extension)")

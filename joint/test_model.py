@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 
 from agegender import evaluate, labels, plots, sources, store, wash  # noqa: E402
 from agegender.model import ModelError  # noqa: E402
-from agegender.predict import BUNDLED_MODEL, ImageError, Predictor, draw, read_image, write_image_atomically  # noqa: E402
+from agegender.predict import BUNDLED_MODEL, ImageError, Predictor, label_image_file  # noqa: E402
 from agegender.progress import Progress  # noqa: E402
 
 
@@ -88,13 +88,8 @@ def main():
     try:
         predictor = Predictor(arguments.model)
         if arguments.image:
-            image = read_image(arguments.image)
-            results = predictor(image)
-            os.makedirs(arguments.out, exist_ok=True)
-            annotated = os.path.join(arguments.out, os.path.splitext(os.path.basename(arguments.image))[0] + "_faces.jpg")
-            write_image_atomically(annotated, draw(image, results))
-            figures = {"image": arguments.image, "annotated": annotated, "faces": [r.to_json() for r in results]}
-            print(f"{arguments.image}: {len(results)} face(s) -> {annotated}")
+            results, figures = label_image_file(predictor, arguments.image, arguments.out)
+            print(f"{arguments.image}: {len(results)} face(s) -> {figures['annotated']}")
             for number, result in enumerate(results, 1):
                 print(f"  face {number} at {result.box}: {result.caption()}")
         else:
