@@ -28,6 +28,23 @@ def task_classes(task, age_edges):
     raise ValueError(f"unknown task {task!r}")
 
 
+def local_response_normalization(x, depth_radius=2, bias=1.0, alpha=1e-4, beta=0.75):
+    """tf.nn.local_response_normalization (AlexNet's LRN, as the original used), computed faster.
+
+    The sum of squares over the 2 * depth_radius + 1 neighbouring channels is a product with a band
+    matrix, and d ** -0.75 is rsqrt(d) * rsqrt(sqrt(d)). Same values (to 1e-6), but TensorFlow's own
+    LRN gradient is a slow loop on the CPU: this made a whole training step 2x faster (bench/README.md).
+    """
+    channels = x.shape[-1]
+    offsets = np.subtract.outer(np.arange(channels), np.arange(channels))
+    band = tf.constant(np.abs(offsets) <= depth_radius, tf.float32)
+    squares = tf.tensordot(tf.square(x), band, axes=1)
+    scale = bias + alpha * squares
+    if beta == 0.75:
+        return x * tf.math.rsqrt(scale) * tf.math.rsqrt(tf.sqrt(scale))
+    return x * tf.pow(scale, -beta)
+
+
 class FaceNet(tf.Module):
     """The three-conv CNN with one softmax head per task ({"gender": 2, "age": 4}, or one of them)."""
 
@@ -75,7 +92,7 @@ class FaceNet(tf.Module):
                                                   (self.conv3, 1, False)):
             x = tf.nn.relu(tf.nn.conv2d(x, kernel, stride, "SAME") + bias)
             if normalise:
-                x = tf.nn.local_response_normalization(x, depth_radius=2, bias=1.0, alpha=1e-4, beta=0.75)
+                x = local_response_normalization(x)
             x = tf.nn.max_pool2d(x, 3, 2, "SAME")
         x = self._dense(tf.reshape(x, [-1, 8 * 8 * 64]), self.fc, training)
         logits = {}

@@ -133,3 +133,17 @@ def test_class_weights_make_every_class_count_alike(utk_store):
     counts = np.array(manifest["splits"]["train"]["age_group"])
     assert np.allclose(weights * counts, counts.sum() / len(counts))  # each class's total weight is equal
     assert weights[0] < 1 < weights[-1]  # the young majority weighs less, the old minority more
+
+
+def test_fast_local_response_normalization_matches_tensorflows_values_and_gradients():
+    from agegender.model import local_response_normalization
+    x = tf.random.stateless_normal([4, 16, 16, 32], seed=[1, 2]) * 30  # large enough for the sums to matter
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = local_response_normalization(x)
+        theirs = tf.nn.local_response_normalization(x, depth_radius=2, bias=1.0, alpha=1e-4, beta=0.75)
+        ours_sum, theirs_sum = tf.reduce_sum(ours * x), tf.reduce_sum(theirs * x)
+    assert float(tf.reduce_max(tf.abs(x - theirs))) > 1.0  # the normalisation really changes x
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(tape.gradient(ours_sum, x).numpy(), tape.gradient(theirs_sum, x).numpy(),
+                               rtol=1e-4, atol=1e-4)
