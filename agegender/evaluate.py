@@ -1,4 +1,5 @@
-"""Metrics: accuracy, balanced accuracy, one-off accuracy, confusion matrices, per-group tables."""
+"""Metrics: accuracy, balanced accuracy, one-off accuracy, confusion matrices, per-group tables, and
+for exact ages MAE and CS(5)."""
 import numpy as np
 
 from agegender import labels
@@ -42,18 +43,32 @@ def breakdown(truth, predicted, groups, group_names):
     return table
 
 
-def report(class_names, truth, predicted, faces):
+def age_estimation_metrics(truth_years, predicted_years, age_edges):
+    """MAE, CS(5) (share within 5 years), mean signed error, and the age groups the years fall in."""
+    truth_years, predicted_years = np.asarray(truth_years, float), np.asarray(predicted_years, float)
+    errors = predicted_years - truth_years
+    groups = classification_metrics(labels.age_group(truth_years, age_edges),
+                                    labels.age_group(predicted_years, age_edges), labels.age_group_names(age_edges))
+    return {"faces": int(len(errors)), "mae": float(np.mean(np.abs(errors))) if len(errors) else float("nan"),
+            "cs5": float(np.mean(np.abs(errors) <= 5)) if len(errors) else float("nan"),
+            "mean_error": float(np.mean(errors)) if len(errors) else float("nan"), "age_groups": groups}
+
+
+def report(class_names, truth, predicted, faces, age_edges):
     """All figures for a model's predictions on labelled faces.
 
-    class_names, truth, predicted: per task ("gender", "age"); faces: the labels of the faces
-    ({"gender", "age_group", "race"} arrays) for breakdowns by gender, age group and race, so that
-    differences between groups of people are shown, not averaged away.
+    class_names, truth, predicted: per task ("gender", "age", "exact_age": years); faces: the labels of
+    the faces ({"gender", "age_group", "race"} arrays) for breakdowns by gender, age group and race, so
+    that differences between groups of people are shown, not averaged away.
     """
     group_names = {"gender": dict(enumerate(labels.GENDER_NAMES)),
-                   "age_group": dict(enumerate(class_names.get("age", ()))),
+                   "age_group": dict(enumerate(labels.age_group_names(age_edges))),
                    "race": dict(enumerate(labels.RACE_NAMES))}
     figures = {}
     for task, names in class_names.items():
+        if task == "exact_age":
+            figures[task] = age_estimation_metrics(truth[task], predicted[task], age_edges)
+            continue
         figures[task] = classification_metrics(truth[task], predicted[task], names)
         if task == "age":
             figures[task]["one_off_accuracy"] = one_off_accuracy(truth[task], predicted[task])
@@ -61,3 +76,18 @@ def report(class_names, truth, predicted, faces):
                                for group, names_of_group in group_names.items()
                                if group in faces and names_of_group}
     return figures
+
+
+def headline(task, figures):
+    """One line of a task's main figures, for titles and printouts."""
+    if task == "exact_age":
+        return (f"MAE {figures['mae']:.2f} years, CS(5) {figures['cs5']:.4f}, "
+                f"age groups from it {figures['age_groups']['accuracy']:.4f}")
+    line = f"accuracy {figures['accuracy']:.4f}, balanced accuracy {figures['balanced_accuracy']:.4f}"
+    return line + (f", one-off {figures['one_off_accuracy']:.4f}" if "one_off_accuracy" in figures else "")
+
+
+def confusion_of(figures):
+    """(matrix, class names) to draw for a task: exact ages are drawn as the age groups they fall in."""
+    figures = figures.get("age_groups", figures)
+    return figures["confusion_matrix"], figures["classes"]

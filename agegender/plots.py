@@ -16,11 +16,11 @@ def _save(figure, path):
 
 
 def plot_curves(history, tasks, path):
-    """Loss and accuracy per epoch, train against valid, one column per task."""
+    """Loss and accuracy (MAE for exact age) per epoch, train against valid, one column per task."""
     epochs = [entry["epoch"] for entry in history]
     figure, axes = plt.subplots(2, len(tasks), figsize=(5 * len(tasks), 7), squeeze=False, constrained_layout=True)
     for column, task in enumerate(tasks):
-        for row, metric in enumerate(("loss", "accuracy")):
+        for row, metric in enumerate(("loss", "mae" if task == "exact_age" else "accuracy")):
             axis = axes[row, column]
             for split, style in (("train", "-o"), ("valid", "-s")):
                 axis.plot(epochs, [entry[split][task][metric] for entry in history], style, label=split)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from agegender.faces import chip_box, crop_square, make_detector, to_gray
-from agegender.model import load_model
+from agegender.model import expected_age, load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLED_MODEL = os.path.join(ROOT, "models", "joint")  # trained by the project's own scripts; see its README
@@ -37,14 +37,17 @@ class FaceResult:
     labels: dict = field(default_factory=dict)            # task -> predicted class name
     probabilities: dict = field(default_factory=dict)     # task -> probability of that class
     distributions: dict = field(default_factory=dict)     # task -> {class name: probability}
+    years: float = None                                   # exact age, from a model with that head
 
     def caption(self):
-        return ", ".join(f"{self.labels[task]} {self.probabilities[task]:.0%}" for task in self.labels)
+        parts = [f"{self.labels[task]} {self.probabilities[task]:.0%}" for task in self.labels]
+        return ", ".join(parts + ([f"age {self.years:.0f}"] if self.years is not None else []))
 
     def to_json(self):
         return {"box": [int(v) for v in self.box], "labels": self.labels,
                 "probabilities": {task: round(p, 4) for task, p in self.probabilities.items()},
-                "distributions": self.distributions}
+                "distributions": self.distributions,
+                **({"years": round(self.years, 1)} if self.years is not None else {})}
 
 
 class Predictor:
@@ -66,6 +69,9 @@ class Predictor:
         for i, box in enumerate(boxes):
             result = FaceResult(tuple(int(v) for v in box))
             for task, values in probabilities.items():
+                if task == "exact_age":
+                    result.years = float(expected_age(values[i]))
+                    continue
                 names = self.description["classes"][task]
                 best = int(np.argmax(values[i]))
                 result.labels[task] = names[best]

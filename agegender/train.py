@@ -23,16 +23,19 @@ import numpy as np
 import tensorflow as tf
 
 from agegender import evaluate, pipeline, plots, store
-from agegender.model import FaceNet, ModelError, load_model, save_model, task_classes
+from agegender.model import (ARCHITECTURES, EXACT_AGES, TASK_LABEL, ModelError, build_model, load_model,
+                             save_model, task_classes)
 from agegender.progress import Progress
 
-TASK_LABEL = {"gender": "gender", "age": "age_group"}  # the store column each task learns
+EXACT_AGE_SIGMA = 2.0  # years: exact ages are learned as a narrow Gaussian around the labelled age
 DEFAULT_LEARNING_RATES = {"adam": 0.001, "sgd": 0.01}
 
 
 @dataclass
 class TrainConfig:
     tasks: tuple = ("gender", "age")
+    architecture: str = "original"  # or "improved" (model.ImprovedFaceNet)
+    exact_age: bool = False        # add a head that predicts years (0..100), trained with the rest
     batch_size: int = 128
     max_epochs: int = 30
     patience: int = 4              # epochs without a better validation score before stopping
@@ -47,6 +50,24 @@ class TrainConfig:
     augment: bool = True
     class_weights: bool = False    # weight classes by inverse frequency (the age groups are imbalanced)
     seed: int = 0
+
+
+def soft_age_labels(years):
+    """Target distributions over 0..100 years: a Gaussian of EXACT_AGE_SIGMA around each true age."""
+    ages = tf.range(EXACT_AGES, dtype=tf.float32)
+    weights = tf.exp(-0.5 * tf.square((ages[None, :] - tf.cast(years, tf.float32)[:, None]) / EXACT_AGE_SIGMA))
+    return weights / tf.reduce_sum(weights, axis=1, keepdims=True)
+
+
+def predict(task, logits):
+    """Class indices, or for exact age the expected years of the softmax (DEX)."""
+    if task == "exact_age":
+        return tf.linalg.matvec(tf.nn.softmax(logits), tf.range(EXACT_AGES, dtype=tf.float32))
+    return tf.argmax(logits, axis=1, output_type=tf.int32)
+
+
+def score_name(task):
+    return "mae" if task == "exact_age" else "accuracy"
 
 
 class TrainError(Exception):
@@ -92,7 +113,8 @@ class Trainer:
         self.data, self.run, self.config = data, run, config
         self.manifest = store.read_manifest(data)
         self.age_edges = tuple(self.manifest["age_edges"])
-        self.class_names = {task: task_classes(task, self.age_edges) for task in config.tasks}
+        self.tasks = tuple(config.tasks) + (("exact_age",) if config.exact_age else ())
+        self.class_names = {task: task_classes(task, self.age_edges) for task in self.tasks}
         self.train_faces = self.manifest["splits"]["train"]["faces"]
         self.steps_per_epoch = self.train_faces // config.batch_size
         if self.steps_per_epoch == 0:
@@ -101,9 +123,9 @@ class Trainer:
         if self.manifest["splits"]["valid"]["faces"] == 0:
             raise TrainError(f"{data}: the valid split is empty; early stopping needs it")
         tf.random.set_seed(config.seed)
-        self.model = FaceNet({task: len(names) for task, names in self.class_names.items()},
-                             dropout=config.dropout, seed=config.seed)
-        self.balance = TaskBalance(config.tasks) if len(config.tasks) > 1 else None
+        self.model = build_model(config.architecture, {task: len(names) for task, names in self.class_names.items()},
+                                 dropout=config.dropout, seed=config.seed)
+        self.balance = TaskBalance(self.tasks) if len(self.tasks) > 1 else None
         schedule = tf.keras.optimizers.schedules.ExponentialDecay(
             config.learning_rate, self.steps_per_epoch, config.learning_rate_decay, staircase=True)
         if config.optimizer == "sgd":
@@ -131,8 +153,11 @@ class Trainer:
         losses = {}
         for task, task_logits in logits.items():
             truth = batch_labels[TASK_LABEL[task]]
-            per_face = tf.nn.sparse_softmax_cross_entropy_with_logits(truth, task_logits)
-            if weighted and self.class_weights is not None:
+            if task == "exact_age":
+                per_face = tf.nn.softmax_cross_entropy_with_logits(soft_age_labels(truth), task_logits)
+            else:
+                per_face = tf.nn.sparse_softmax_cross_entropy_with_logits(truth, task_logits)
+            if weighted and self.class_weights is not None and task in self.class_weights:
                 weights = tf.gather(self.class_weights[task], truth)
                 losses[task] = tf.reduce_sum(per_face * weights) / tf.reduce_sum(weights)
             else:
@@ -148,56 +173,61 @@ class Trainer:
             l2 = self.config.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.model.kernels])
             total = objective + l2
         self.optimizer.apply_gradients(zip(tape.gradient(total, self.variables), self.variables))
-        return losses, self.correct_counts(logits, batch_labels)
+        return losses, self.score_sums(logits, batch_labels)
 
     @tf.function(reduce_retracing=True)
     def eval_step(self, images, batch_labels):
         logits = self.model(images, training=False)
         losses = self.task_losses(logits, batch_labels, weighted=False)
-        predictions = {task: tf.argmax(task_logits, axis=1, output_type=tf.int32) for task, task_logits in logits.items()}
-        return losses, predictions
+        return losses, {task: predict(task, task_logits) for task, task_logits in logits.items()}
 
     @staticmethod
-    def correct_counts(logits, batch_labels):
-        return {task: tf.reduce_sum(tf.cast(tf.equal(tf.argmax(task_logits, axis=1, output_type=tf.int32),
-                                                     batch_labels[TASK_LABEL[task]]), tf.int32))
-                for task, task_logits in logits.items()}
+    def score_sums(logits, batch_labels):
+        """Per task, the faces classified right, or for exact age the sum of absolute errors in years."""
+        sums = {}
+        for task, task_logits in logits.items():
+            predicted, truth = predict(task, task_logits), batch_labels[TASK_LABEL[task]]
+            if task == "exact_age":
+                sums[task] = tf.reduce_sum(tf.abs(predicted - tf.cast(truth, tf.float32)))
+            else:
+                sums[task] = tf.reduce_sum(tf.cast(tf.equal(predicted, truth), tf.float32))
+        return sums
 
     # -- epochs --------------------------------------------------------------------------------------
 
     def train_epoch(self, epoch, quiet):
         dataset = pipeline.split_dataset(self.data, "train", self.config.batch_size, training=True,
                                          augment=self.config.augment, seed=self.config.seed + epoch)
-        sums = {task: {"loss": 0.0, "correct": 0} for task in self.config.tasks}
+        sums = {task: {"loss": 0.0, "score": 0.0} for task in self.tasks}
         faces = 0
         progress = None if quiet else Progress(self.steps_per_epoch * self.config.batch_size,
                                                f"epoch {epoch}/{self.config.max_epochs}", unit="images")
         started = time.perf_counter()
         for images, batch_labels in dataset:
-            losses, correct = self.train_step(images, batch_labels)
+            losses, scores = self.train_step(images, batch_labels)
             batch = int(images.shape[0])
-            for task in self.config.tasks:
+            for task in self.tasks:
                 sums[task]["loss"] += float(losses[task]) * batch
-                sums[task]["correct"] += int(correct[task])
+                sums[task]["score"] += float(scores[task])
             faces += batch
             if progress:
                 progress.update(batch)
         seconds = time.perf_counter() - started
         if progress:
             progress.close()
-        metrics = {task: {"loss": sums[task]["loss"] / faces, "accuracy": sums[task]["correct"] / faces}
-                   for task in self.config.tasks}
+        metrics = {task: {"loss": sums[task]["loss"] / faces, score_name(task): sums[task]["score"] / faces}
+                   for task in self.tasks}
         return metrics, faces / seconds
 
     def predict_split(self, split):
         """Truth, predictions and mean loss per task over a whole split."""
-        truth = {task: [] for task in self.config.tasks}
-        predicted = {task: [] for task in self.config.tasks}
-        loss_sums = {task: 0.0 for task in self.config.tasks}
+        truth = {task: [] for task in self.tasks}
+        predicted = {task: [] for task in self.tasks}
+        loss_sums = {task: 0.0 for task in self.tasks}
         face_labels = {"gender": [], "age_group": [], "race": []}
         for images, batch_labels in pipeline.split_dataset(self.data, split, 256):
             losses, predictions = self.eval_step(images, batch_labels)
-            for task in self.config.tasks:
+            for task in self.tasks:
                 truth[task].append(batch_labels[TASK_LABEL[task]].numpy())
                 predicted[task].append(predictions[task].numpy())
                 loss_sums[task] += float(losses[task]) * int(images.shape[0])
@@ -207,13 +237,19 @@ class Trainer:
         truth = {task: concatenate(parts) for task, parts in truth.items()}
         predicted = {task: concatenate(parts) for task, parts in predicted.items()}
         count = max(1, len(next(iter(truth.values()))))
-        losses = {task: loss_sums[task] / count for task in self.config.tasks}
+        losses = {task: loss_sums[task] / count for task in self.tasks}
         return truth, predicted, losses, {name: concatenate(parts) for name, parts in face_labels.items()}
 
     def validate(self):
         truth, predicted, losses, _ = self.predict_split("valid")
-        return {task: {"loss": losses[task], "accuracy": float(np.mean(truth[task] == predicted[task]))}
-                for task in self.config.tasks}
+        metrics = {}
+        for task in self.tasks:
+            if task == "exact_age":
+                errors = np.abs(predicted[task] - truth[task])
+                metrics[task] = {"loss": losses[task], "mae": float(np.mean(errors)), "cs5": float(np.mean(errors <= 5))}
+            else:
+                metrics[task] = {"loss": losses[task], "accuracy": float(np.mean(truth[task] == predicted[task]))}
+        return metrics
 
     def fit(self, quiet=False):
         """Train until early stopping or max_epochs; then test the best epoch's model. Returns metrics."""
@@ -225,7 +261,9 @@ class Trainer:
             started = time.perf_counter()
             train_metrics, images_per_second = self.train_epoch(epoch, quiet)
             valid_metrics = self.validate()
-            score = float(np.mean([valid_metrics[task]["accuracy"] for task in self.config.tasks]))
+            # The share of valid faces each task gets right (exact age: within 5 years), averaged.
+            score = float(np.mean([valid_metrics[task].get("accuracy", valid_metrics[task].get("cs5"))
+                                   for task in self.tasks]))
             improved = score > float(self.best_score)
             if improved:
                 self.best_score.assign(score)
@@ -245,7 +283,7 @@ class Trainer:
         return self.finish()
 
     def model_metadata(self, epoch):
-        return {"tasks": list(self.config.tasks), "classes": self.class_names,
+        return {"tasks": list(self.tasks), "classes": self.class_names,
                 "age_edges": list(self.age_edges), "gender_coding": "0 = male, 1 = female",
                 "preprocessing": "grayscale 128x128 uint8 face, framed as a UTKFace chip "
                                  "(faces.chip_box), standardised per image inside the model",
@@ -263,14 +301,15 @@ class Trainer:
             tf.summary.scalar("images_per_second", entry["images_per_second"])
         writer.flush()
         self.write_metrics()
-        plots.plot_curves(self.history, self.config.tasks, os.path.join(self.run, "curves.png"))
+        plots.plot_curves(self.history, self.tasks, os.path.join(self.run, "curves.png"))
 
     def epoch_line(self, entry, improved):
         parts = [f"epoch {entry['epoch']:2d}/{self.config.max_epochs}"]
-        for task in self.config.tasks:
+        for task in self.tasks:
             train, valid = entry["train"][task], entry["valid"][task]
+            metric = score_name(task)
             parts.append(f"{task} loss {train['loss']:.3f}/{valid['loss']:.3f} "
-                         f"acc {train['accuracy']:.3f}/{valid['accuracy']:.3f}")
+                         f"{metric[:3]} {train[metric]:.3f}/{valid[metric]:.3f}")
         if entry["balance_log_variances"]:
             parts.append("balance " + " ".join(f"s_{task}={value:+.3f}"
                                                for task, value in entry["balance_log_variances"].items()))
@@ -279,7 +318,7 @@ class Trainer:
 
     def write_metrics(self, test=None):
         best = max(self.history, key=lambda entry: entry["valid_score"]) if self.history else None
-        metrics = {"tasks": list(self.config.tasks), "history": self.history,
+        metrics = {"tasks": list(self.tasks), "history": self.history,
                    "best_epoch": best["epoch"] if best else None, "test": test}
         store.write_json_atomically(os.path.join(self.run, "metrics.json"), metrics)
         return metrics
@@ -289,11 +328,10 @@ class Trainer:
         best, _ = load_model(os.path.join(self.run, "model"))
         self.model.assign(best.weights())
         truth, predicted, _, faces = self.predict_split("test")
-        test = evaluate.report(self.class_names, truth, predicted, faces)
-        for task, names in self.class_names.items():
-            plots.plot_confusion(test[task]["confusion_matrix"], names,
-                                 f"{task}, test split (accuracy {test[task]['accuracy']:.1%})",
-                                 os.path.join(self.run, f"confusion_{task}.png"))
+        test = evaluate.report(self.class_names, truth, predicted, faces, self.age_edges)
+        for task in self.tasks:
+            plots.plot_confusion(*evaluate.confusion_of(test[task]), f"{task}, test split\n"
+                                 f"{evaluate.headline(task, test[task])}", os.path.join(self.run, f"confusion_{task}.png"))
         return self.write_metrics(test)
 
     def restore(self):
@@ -321,6 +359,11 @@ def parse_arguments(tasks, description):
     parser.add_argument("--patience", type=int, default=defaults.patience,
                         help="stop after this many epochs without a better validation accuracy "
                              f"(default {defaults.patience})")
+    parser.add_argument("--arch", choices=list(ARCHITECTURES), default=defaults.architecture,
+                        help="the original CNN, or a stronger one with batch normalisation and residual blocks "
+                             f"(default {defaults.architecture})")
+    parser.add_argument("--exact-age", action="store_true",
+                        help="also learn the age in years (0..100) with a head of its own")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default=defaults.optimizer,
                         help=f"Adam, or SGD with momentum as the original (default {defaults.optimizer})")
@@ -338,7 +381,8 @@ def parse_arguments(tasks, description):
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--quiet", action="store_true", help="no progress line, only a line per epoch")
     arguments = parser.parse_args()
-    config = TrainConfig(tasks=tuple(tasks), batch_size=arguments.batch_size,
+    config = TrainConfig(tasks=tuple(tasks), architecture=arguments.arch,
+                         exact_age=arguments.exact_age, batch_size=arguments.batch_size,
                          max_epochs=arguments.epochs or defaults.max_epochs, patience=arguments.patience,
                          optimizer=arguments.optimizer,
                          learning_rate=arguments.learning_rate or DEFAULT_LEARNING_RATES[arguments.optimizer],
@@ -356,7 +400,8 @@ def prepare_run(arguments, config):
         with open(config_path, encoding="utf-8") as file:
             saved = json.load(file)
         saved["tasks"] = tuple(saved["tasks"])
-        resumed = TrainConfig(**{field.name: saved[field.name] for field in fields(TrainConfig)})
+        # Options a run saved before they existed keep their defaults.
+        resumed = TrainConfig(**{field.name: saved[field.name] for field in fields(TrainConfig) if field.name in saved})
         if resumed.tasks != config.tasks:
             raise TrainError(f"{run}: this run trains {', '.join(resumed.tasks)}; resume it with its own script")
         if arguments.epochs:
@@ -393,8 +438,5 @@ def main(tasks, description):
         sys.exit(130)
     print(f"best epoch {metrics['best_epoch']}; test split:")
     for task, figures in metrics["test"].items():
-        line = f"  {task}: accuracy {figures['accuracy']:.4f}, balanced accuracy {figures['balanced_accuracy']:.4f}"
-        if "one_off_accuracy" in figures:
-            line += f", one-off {figures['one_off_accuracy']:.4f}"
-        print(line)
+        print(f"  {task}: {evaluate.headline(task, figures)}")
     print(f"model in {os.path.join(arguments.run, 'model')}; curves and confusion matrices in {arguments.run}")

@@ -4,8 +4,9 @@
     python joint/test_model.py --data ~/data/UTKFace --json figures.json   # a raw UTKFace folder
     python joint/test_model.py --image photo.jpg               # the faces in one image
 
-Reports accuracy, balanced accuracy, one-off accuracy for age groups, confusion matrices (PNG), and
-accuracy per gender, age group and race, so differences between groups of people are visible.
+Reports accuracy, balanced accuracy, one-off accuracy for age groups (MAE and CS(5) for a model with an
+exact-age head), confusion matrices (PNG), and accuracy per gender, age group and race, so differences
+between groups of people are visible.
 """
 import argparse
 import json
@@ -17,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import numpy as np  # noqa: E402
 
 from agegender import evaluate, labels, plots, sources, store, wash  # noqa: E402
-from agegender.model import ModelError  # noqa: E402
+from agegender.model import TASK_LABEL, ModelError, expected_age  # noqa: E402
 from agegender.predict import BUNDLED_MODEL, ImageError, Predictor, label_image_file  # noqa: E402
 from agegender.progress import Progress  # noqa: E402
 
@@ -51,26 +52,25 @@ def evaluate_model(predictor, faces, face_labels, out):
     for start in range(0, len(faces), 256):
         for task, values in predictor.classify(faces[start:start + 256]).items():
             probabilities[task].append(values)
-    predicted = {task: np.argmax(np.concatenate(parts), axis=1) for task, parts in probabilities.items()}
-    truth = {task: face_labels["gender" if task == "gender" else "age_group"] for task in classes}
-    figures = evaluate.report(classes, truth, predicted, face_labels)
+    probabilities = {task: np.concatenate(parts) for task, parts in probabilities.items()}
+    predicted = {task: expected_age(values) if task == "exact_age" else np.argmax(values, axis=1)
+                 for task, values in probabilities.items()}
+    truth = {task: face_labels[TASK_LABEL[task]] for task in classes}
+    figures = evaluate.report(classes, truth, predicted, face_labels, predictor.description["age_edges"])
     os.makedirs(out, exist_ok=True)
-    for task, names in classes.items():
+    for task in classes:
         figures[task]["confusion_png"] = os.path.join(out, f"confusion_{task}.png")
-        plots.plot_confusion(figures[task]["confusion_matrix"], names,
-                             f"{task} ({len(faces)} faces, accuracy {figures[task]['accuracy']:.1%})",
+        plots.plot_confusion(*evaluate.confusion_of(figures[task]),
+                             f"{task} ({len(faces)} faces)\n{evaluate.headline(task, figures[task])}",
                              figures[task]["confusion_png"])
     return figures
 
 
 def print_figures(figures):
     for task, task_figures in figures.items():
-        line = (f"{task}: accuracy {task_figures['accuracy']:.4f}, balanced accuracy "
-                f"{task_figures['balanced_accuracy']:.4f}")
-        if "one_off_accuracy" in task_figures:
-            line += f", one-off {task_figures['one_off_accuracy']:.4f}"
-        print(f"{line} ({task_figures['faces']} faces; confusion matrix {task_figures['confusion_png']})")
-        for group, table in task_figures["by"].items():
+        print(f"{task}: {evaluate.headline(task, task_figures)} ({task_figures['faces']} faces; "
+              f"confusion matrix {task_figures['confusion_png']})")
+        for group, table in task_figures.get("by", {}).items():
             cells = ", ".join(f"{name} {row['accuracy']:.3f} ({row['faces']})" for name, row in table.items())
             print(f"  by {group}: {cells}")
 
