@@ -40,13 +40,17 @@ def augment_batch(images, seed):
     return tf.gather(images, cols, axis=2, batch_dims=1)
 
 
-def split_dataset(folder, split, batch_size, training=False, augment=False, seed=0):
+def split_dataset(folder, split, batch_size, training=False, augment=False, seed=0, pipelines=(1, 0),
+                  shuffle_buffer=SHUFFLE_BUFFER_FACES):
     """Batches (images uint8 [b,128,128,1], labels {column: int32 [b]}) of one split of a store.
 
     training=True shuffles shards and faces and drops the last partial batch (every step then has the
     same shape); otherwise the order is the store's and every face is seen once. augment=True adds
-    random flips and shifts.
+    random flips and shifts. pipelines=(count, index): with several input pipelines (one per worker
+    under tf.distribute), this one reads every count-th face from the index-th on, so that together
+    they see each face once.
     """
+    count, index = pipelines
     manifest = store.read_manifest(folder)
     shards = store.shard_paths(folder, manifest, split)
     columns = [list(column) for column in zip(*shards)] if shards else [[], []]
@@ -55,10 +59,14 @@ def split_dataset(folder, split, batch_size, training=False, augment=False, seed
     files = tf.data.Dataset.from_tensor_slices((columns[0], columns[1], headers[0], headers[1]))
     if training:
         files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
+    # Every pipeline draws the same file order (same seed); sharding the faces then needs the same face
+    # order too, so the interleave is deterministic when there are several pipelines.
     faces = files.interleave(_read_shard, cycle_length=max(1, min(len(shards), 4)),
-                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training or count > 1)
+    if count > 1:
+        faces = faces.shard(count, index)
     if training:
-        faces = faces.shuffle(SHUFFLE_BUFFER_FACES, seed=seed, reshuffle_each_iteration=True)
+        faces = faces.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     batches = faces.batch(batch_size, drop_remainder=training).map(_decode_batch,
                                                                    num_parallel_calls=tf.data.AUTOTUNE)
     if augment:

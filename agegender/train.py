@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 
@@ -74,6 +75,40 @@ class TrainError(Exception):
     """A run that cannot start: a run folder in the way, a store that does not fit."""
 
 
+STRATEGIES = ("auto", "one", "mirrored", "multiworker")
+
+
+def make_strategy(name="auto"):
+    """TensorFlow's own distribution engine, chosen by --strategy.
+
+    one: the default strategy (one device). mirrored: MirroredStrategy over all local GPUs, or over the
+    logical CPU devices when there is no GPU. multiworker: MultiWorkerMirroredStrategy, with the cluster
+    and this process's place in it read from the TF_CONFIG environment variable. auto: multiworker when
+    TF_CONFIG is set, mirrored when there are several GPUs, else one.
+    """
+    if name == "auto":
+        gpus = tf.config.list_logical_devices("GPU")
+        name = "multiworker" if os.environ.get("TF_CONFIG") else "mirrored" if len(gpus) > 1 else "one"
+    if name == "multiworker":
+        if not os.environ.get("TF_CONFIG"):
+            raise TrainError("--strategy multiworker needs TF_CONFIG (the cluster and this worker's task); see README")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy):
+    """Whether this process writes the run folder: always, except for the non-chief workers of a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    chief_in_cluster = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
+                                             and not chief_in_cluster)
+
+
 class TaskBalance(tf.Module):
     """Learned task weighting by homoscedastic uncertainty (Kendall, Gal & Cipolla, CVPR 2018).
 
@@ -88,8 +123,9 @@ class TaskBalance(tf.Module):
         super().__init__(name="task_balance")
         self.log_variances = {task: tf.Variable(0.0, name=f"log_variance_{task}") for task in tasks}
 
-    def __call__(self, task_losses):
-        return tf.add_n([tf.exp(-self.log_variances[task]) * loss + self.log_variances[task]
+    def __call__(self, task_losses, replicas=1):
+        """The total for losses that sum over `replicas` replicas to the global ones (see Trainer)."""
+        return tf.add_n([tf.exp(-self.log_variances[task]) * loss + self.log_variances[task] / replicas
                          for task, loss in task_losses.items()])
 
     def values(self):
@@ -107,22 +143,42 @@ def class_weight_vectors(manifest, tasks):
 
 
 class Trainer:
-    """One training run: the model, its optimiser and balance, and the run folder they are kept in."""
+    """One training run: the model, its optimiser and balance, and the run folder they are kept in.
 
-    def __init__(self, data, run, config):
+    Under a tf.distribute strategy every replica takes config.batch_size faces a step (the global
+    batch is that times the replicas); each replica's losses are sums over its faces divided by the
+    global batch, so that the sum over replicas, which the optimiser all-reduces, is the global mean.
+    A cluster's non-chief workers keep their run folder in a temporary place (see main).
+    """
+
+    def __init__(self, data, run, config, strategy=None):
         self.data, self.run, self.config = data, run, config
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.chief = is_chief(self.strategy)
+        self.replicas = self.strategy.num_replicas_in_sync
+        self.global_batch = config.batch_size * self.replicas
         self.manifest = store.read_manifest(data)
         self.age_edges = tuple(self.manifest["age_edges"])
         self.tasks = tuple(config.tasks) + (("exact_age",) if config.exact_age else ())
         self.class_names = {task: task_classes(task, self.age_edges) for task in self.tasks}
         self.train_faces = self.manifest["splits"]["train"]["faces"]
-        self.steps_per_epoch = self.train_faces // config.batch_size
+        self.steps_per_epoch = self.train_faces // self.global_batch
         if self.steps_per_epoch == 0:
             raise TrainError(f"{data}: {self.train_faces} training faces, fewer than one batch of "
-                             f"{config.batch_size}; use a smaller --batch-size")
+                             f"{self.global_batch}; use a smaller --batch-size")
         if self.manifest["splits"]["valid"]["faces"] == 0:
             raise TrainError(f"{data}: the valid split is empty; early stopping needs it")
         tf.random.set_seed(config.seed)
+        # Training state that a checkpoint carries besides the weights: plain variables, outside the
+        # strategy's scope, since every worker counts the same epochs by itself.
+        self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
+        self.best_score = tf.Variable(-math.inf, dtype=tf.float64, name="best_score")
+        self.epochs_without_improvement = tf.Variable(0, dtype=tf.int64, name="epochs_without_improvement")
+        with self.strategy.scope():  # variables made here are mirrored on every replica
+            self.build(config)
+
+    def build(self, config):
+        """The model, task balance, optimiser and their checkpoint."""
         self.model = build_model(config.architecture, {task: len(names) for task, names in self.class_names.items()},
                                  dropout=config.dropout, seed=config.seed)
         self.balance = TaskBalance(self.tasks) if len(self.tasks) > 1 else None
@@ -134,22 +190,23 @@ class Trainer:
             self.optimizer = tf.keras.optimizers.Adam(schedule)
         else:
             raise TrainError(f"unknown optimizer {config.optimizer!r}; choose sgd or adam")
+        # Weights n / (k * n_c) average 1 over the training faces, so weighted losses keep their scale.
         self.class_weights = class_weight_vectors(self.manifest, config.tasks) if config.class_weights else None
         self.variables = self.model.trainable_variables + (self.balance.trainable_variables if self.balance else ())
-        # Training state that a checkpoint must carry besides the weights.
-        self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
-        self.best_score = tf.Variable(-math.inf, dtype=tf.float64, name="best_score")
-        self.epochs_without_improvement = tf.Variable(0, dtype=tf.int64, name="epochs_without_improvement")
+        # Its slots (momentum, Adam's moments) made now, inside the strategy's scope: made lazily inside
+        # the first distributed step they would not be mirrored.
+        self.optimizer.build(self.variables)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch,
                                               best_score=self.best_score, balance=self.balance or tf.Module(),
                                               epochs_without_improvement=self.epochs_without_improvement)
-        self.checkpoints = tf.train.CheckpointManager(self.checkpoint, os.path.join(run, "checkpoints"),
+        self.checkpoints = tf.train.CheckpointManager(self.checkpoint, os.path.join(self.run, "checkpoints"),
                                                       max_to_keep=2)
         self.history = []
 
     # -- the step ------------------------------------------------------------------------------------
 
-    def task_losses(self, logits, batch_labels, weighted):
+    def task_losses(self, logits, batch_labels, weighted, global_batch):
+        """Per task, the sum of the faces' losses divided by global_batch (their mean on one replica)."""
         losses = {}
         for task, task_logits in logits.items():
             truth = batch_labels[TASK_LABEL[task]]
@@ -157,28 +214,37 @@ class Trainer:
                 per_face = tf.nn.softmax_cross_entropy_with_logits(soft_age_labels(truth), task_logits)
             else:
                 per_face = tf.nn.sparse_softmax_cross_entropy_with_logits(truth, task_logits)
+            weights = None
             if weighted and self.class_weights is not None and task in self.class_weights:
                 weights = tf.gather(self.class_weights[task], truth)
-                losses[task] = tf.reduce_sum(per_face * weights) / tf.reduce_sum(weights)
-            else:
-                losses[task] = tf.reduce_mean(per_face)
+            weighted_sum = tf.reduce_sum(per_face if weights is None else per_face * weights)
+            losses[task] = weighted_sum / tf.cast(global_batch, tf.float32)
         return losses
 
-    @tf.function(reduce_retracing=True)
-    def train_step(self, images, batch_labels):
+    def replica_step(self, images, batch_labels):
+        """One replica's share of a step: its gradients are summed over the replicas by apply_gradients."""
         with tf.GradientTape() as tape:
             logits = self.model(images, training=True)
-            losses = self.task_losses(logits, batch_labels, weighted=True)
-            objective = self.balance(losses) if self.balance else tf.add_n(list(losses.values()))
+            losses = self.task_losses(logits, batch_labels, weighted=True, global_batch=self.global_batch)
+            objective = self.balance(losses, self.replicas) if self.balance else tf.add_n(list(losses.values()))
             l2 = self.config.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.model.kernels])
-            total = objective + l2
+            total = objective + l2 / self.replicas
         self.optimizer.apply_gradients(zip(tape.gradient(total, self.variables), self.variables))
         return losses, self.score_sums(logits, batch_labels)
 
     @tf.function(reduce_retracing=True)
+    def train_step(self, images, batch_labels):
+        """A step on every replica; the global mean loss and the score sums per task."""
+        losses, scores = self.strategy.run(self.replica_step, args=(images, batch_labels))
+        total = lambda values: self.strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None)  # noqa: E731
+        return ({task: total(value) for task, value in losses.items()},
+                {task: total(value) for task, value in scores.items()})
+
+    @tf.function(reduce_retracing=True)
     def eval_step(self, images, batch_labels):
+        """Evaluation on one device, with the replicas' shared weights."""
         logits = self.model(images, training=False)
-        losses = self.task_losses(logits, batch_labels, weighted=False)
+        losses = self.task_losses(logits, batch_labels, weighted=False, global_batch=tf.shape(images)[0])
         return losses, {task: predict(task, task_logits) for task, task_logits in logits.items()}
 
     @staticmethod
@@ -195,23 +261,30 @@ class Trainer:
 
     # -- epochs --------------------------------------------------------------------------------------
 
+    def train_dataset(self, epoch):
+        """The train split for this epoch, as batches of config.batch_size for each replica."""
+        def replica_batches(context):
+            return pipeline.split_dataset(
+                self.data, "train", context.get_per_replica_batch_size(self.global_batch), training=True,
+                augment=self.config.augment, seed=self.config.seed + epoch,
+                pipelines=(context.num_input_pipelines, context.input_pipeline_id))
+        return self.strategy.distribute_datasets_from_function(replica_batches)
+
     def train_epoch(self, epoch, quiet):
-        dataset = pipeline.split_dataset(self.data, "train", self.config.batch_size, training=True,
-                                         augment=self.config.augment, seed=self.config.seed + epoch)
         sums = {task: {"loss": 0.0, "score": 0.0} for task in self.tasks}
         faces = 0
-        progress = None if quiet else Progress(self.steps_per_epoch * self.config.batch_size,
-                                               f"epoch {epoch}/{self.config.max_epochs}", unit="images")
+        progress = None if quiet or not self.chief else Progress(
+            self.steps_per_epoch * self.global_batch, f"epoch {epoch}/{self.config.max_epochs}", unit="images")
         started = time.perf_counter()
-        for images, batch_labels in dataset:
+        # A fixed number of full steps: every replica (and worker) then takes the same steps.
+        for _, (images, batch_labels) in zip(range(self.steps_per_epoch), self.train_dataset(epoch)):
             losses, scores = self.train_step(images, batch_labels)
-            batch = int(images.shape[0])
             for task in self.tasks:
-                sums[task]["loss"] += float(losses[task]) * batch
+                sums[task]["loss"] += float(losses[task]) * self.global_batch
                 sums[task]["score"] += float(scores[task])
-            faces += batch
+            faces += self.global_batch
             if progress:
-                progress.update(batch)
+                progress.update(self.global_batch)
         seconds = time.perf_counter() - started
         if progress:
             progress.close()
@@ -279,7 +352,8 @@ class Trainer:
             self.write_epoch_reports(writer, entry)
             self.epoch.assign(epoch)
             self.checkpoints.save(checkpoint_number=epoch)  # last: a crash before it redoes this epoch
-            print(self.epoch_line(entry, improved), flush=True)
+            if self.chief:
+                print(self.epoch_line(entry, improved), flush=True)
         return self.finish()
 
     def model_metadata(self, epoch):
@@ -334,13 +408,14 @@ class Trainer:
                                  f"{evaluate.headline(task, test[task])}", os.path.join(self.run, f"confusion_{task}.png"))
         return self.write_metrics(test)
 
-    def restore(self):
-        """Continue from the last checkpoint: weights, optimiser, epoch, early-stopping state, history."""
-        latest = self.checkpoints.latest_checkpoint
+    def restore(self, checkpoints):
+        """Continue from the last checkpoint in the folder `checkpoints`: weights, optimiser, epoch,
+        early-stopping state, history."""
+        latest = tf.train.latest_checkpoint(checkpoints)
         if latest is None:
             return False
         self.checkpoint.restore(latest).assert_existing_objects_matched()
-        with open(os.path.join(self.run, "metrics.json"), encoding="utf-8") as file:
+        with open(os.path.join(os.path.dirname(checkpoints), "metrics.json"), encoding="utf-8") as file:
             self.history = [entry for entry in json.load(file)["history"] if entry["epoch"] <= int(self.epoch)]
         return True
 
@@ -379,6 +454,10 @@ def parse_arguments(tasks, description):
     parser.add_argument("--class-weights", action="store_true",
                         help="weight classes by inverse frequency in the loss")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                        help="tf.distribute strategy: one device, mirrored over the local GPUs, or multiworker "
+                             "from TF_CONFIG; auto picks multiworker with TF_CONFIG, mirrored with several "
+                             "GPUs, else one (default auto). --batch-size is per replica")
     parser.add_argument("--quiet", action="store_true", help="no progress line, only a line per epoch")
     arguments = parser.parse_args()
     config = TrainConfig(tasks=tuple(tasks), architecture=arguments.arch,
@@ -392,27 +471,35 @@ def parse_arguments(tasks, description):
     return arguments, config
 
 
+def saved_config(run, tasks, max_epochs=None):
+    """The options a run folder's config.json holds, or None; TrainError if the run trains other tasks."""
+    config_path = os.path.join(run, "config.json")
+    if not os.path.isfile(config_path):
+        return None
+    with open(config_path, encoding="utf-8") as file:
+        saved = json.load(file)
+    saved["tasks"] = tuple(saved["tasks"])
+    # Options a run saved before they existed keep their defaults.
+    config = TrainConfig(**{field.name: saved[field.name] for field in fields(TrainConfig) if field.name in saved})
+    if config.tasks != tuple(tasks):
+        raise TrainError(f"{run}: this run trains {', '.join(config.tasks)}; resume it with its own script")
+    config.max_epochs = max_epochs or config.max_epochs
+    return config
+
+
 def prepare_run(arguments, config):
     """The config to train with: the saved one on --resume, else the new one once the folder is free."""
     run = arguments.run
-    config_path = os.path.join(run, "config.json")
-    if arguments.resume and os.path.isfile(config_path):
-        with open(config_path, encoding="utf-8") as file:
-            saved = json.load(file)
-        saved["tasks"] = tuple(saved["tasks"])
-        # Options a run saved before they existed keep their defaults.
-        resumed = TrainConfig(**{field.name: saved[field.name] for field in fields(TrainConfig) if field.name in saved})
-        if resumed.tasks != config.tasks:
-            raise TrainError(f"{run}: this run trains {', '.join(resumed.tasks)}; resume it with its own script")
-        if arguments.epochs:
-            resumed.max_epochs = arguments.epochs
+    resumed = saved_config(run, config.tasks, arguments.epochs) if arguments.resume else None
+    if resumed:
         return resumed
     if os.path.exists(run) and os.listdir(run):
         if not arguments.force:
             raise TrainError(f"{run}: run folder exists; add --resume to continue it or --force to start again")
         shutil.rmtree(run)
     os.makedirs(run, exist_ok=True)
-    store.write_json_atomically(config_path, {**asdict(config), "data": os.path.abspath(arguments.data)})
+    store.write_json_atomically(os.path.join(run, "config.json"),
+                                {**asdict(config), "data": os.path.abspath(arguments.data)})
     return config
 
 
@@ -421,10 +508,24 @@ def main(tasks, description):
     arguments, config = parse_arguments(tasks, description)
     trainer = None
     try:
-        config = prepare_run(arguments, config)
-        trainer = Trainer(arguments.data, arguments.run, config)
+        strategy = make_strategy(arguments.strategy)
+        if is_chief(strategy):
+            run = arguments.run
+            config = prepare_run(arguments, config)
+        else:
+            # A non-chief worker writes what it must (saving is collective) to a folder of its own; on
+            # --resume it reads the chief's run, which must then be on a shared file system.
+            run = tempfile.mkdtemp(prefix="agegender-worker-")
+            resumed = saved_config(arguments.run, config.tasks, arguments.epochs) if arguments.resume else None
+            config = resumed or config
+        trainer = Trainer(arguments.data, run, config, strategy)
+        if strategy.num_replicas_in_sync > 1 and trainer.chief:
+            kind = ("MultiWorkerMirroredStrategy" if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+                    else type(strategy).__name__)
+            print(f"{kind}: {strategy.num_replicas_in_sync} replicas x {config.batch_size} "
+                  f"faces = {trainer.global_batch} a step", flush=True)
         if arguments.resume:
-            if trainer.restore():
+            if trainer.restore(os.path.join(arguments.run, "checkpoints")):
                 print(f"resuming {arguments.run} after epoch {int(trainer.epoch)}", flush=True)
             else:
                 print(f"{arguments.run}: no checkpoint to resume; starting at epoch 1", flush=True)
@@ -436,6 +537,9 @@ def main(tasks, description):
         sys.stderr.write(f"\ninterrupted: {saved} finished epoch(s) are saved in {arguments.run}; "
                          "run the same command with --resume to continue\n")
         sys.exit(130)
+    if not trainer.chief:
+        shutil.rmtree(trainer.run, ignore_errors=True)
+        return
     print(f"best epoch {metrics['best_epoch']}; test split:")
     for task, figures in metrics["test"].items():
         print(f"  {task}: {evaluate.headline(task, figures)}")
