@@ -1,0 +1,255 @@
+"""Export a model for serving: a SavedModel and TFLite files (float32 and int8), checked against it.
+
+An export folder holds:
+
+    saved_model/           TensorFlow SavedModel, signature "serving_default"
+    model_float32.tflite   TFLite, float32 weights and arithmetic
+    model_int8.tflite      TFLite, int8 weights and activations, calibrated on real faces (a few
+                           element-wise operations stay float: see INT8_FLOAT_OPS)
+    model.json             the model's description: tasks, class names in output order, age edges
+    export.json            file sizes, single-face latency of each format, agreement with the model
+
+Every format has the model's interface: input "faces", uint8 [n,128,128] grayscale faces (the crop
+inference uses; standardisation happens inside); outputs, one per task the model has, float32
+softmax probabilities [n, classes]. The int8 model keeps that interface too: its input already is
+integer pixels, and float probabilities cost one dequantisation of a few numbers at the very end.
+
+The export is written under a temporary name, checked on real test faces, and only then renamed
+into place: a folder that exists has passed its check.
+"""
+import os
+import platform
+import shutil
+import statistics
+import time
+import warnings
+from datetime import datetime, timezone
+
+import numpy as np
+import tensorflow as tf
+
+from agegender import store
+from agegender.faces import FACE_SIZE
+from agegender.model import MODEL_JSON, WEIGHTS
+
+SIGNATURE = "serving_default"
+INPUT = "faces"
+SAVED_MODEL = "saved_model"
+TFLITE_FLOAT = "model_float32.tflite"
+TFLITE_INT8 = "model_int8.tflite"
+REPORT = "export.json"
+
+# Calibration faces from the train split: 100, 300 and 1,000 gave the same agreement within a point
+# (bundled model), and calibration time grows with the count (7 s for 300).
+REPRESENTATIVE_FACES = 300
+CHECK_FACES = 5000          # at most this many test faces are compared (the whole UTKFace test split)
+LATENCY_CALLS = 200         # single-face latency: the median of this many calls per format
+# What each format must meet on real test faces. The float formats run the same arithmetic as the
+# model, so only rounding differs. int8 rounds every activation to 256 levels, so it is held to a
+# mean probability error and, on heads of a few classes (gender, age groups), to its decisions
+# (argmax). A head of many ordered classes (exact age in years) is read as its expected value, and
+# neighbouring years swap places at the top of its flat softmax: for a 101-year head (improved
+# architecture, one epoch) argmax agreement was 0.60 while the expected age moved by 0.23 years.
+TOLERANCES = {SAVED_MODEL: {"max_abs_diff": 1e-5}, "tflite_float32": {"max_abs_diff": 1e-4},
+              "tflite_int8": {"min_agreement": 0.95, "mean_abs_diff": 0.03}}
+AGREEMENT_MAX_CLASSES = 10
+# Operations the int8 model leaves in float. TFLite's int8 DIV rejects a divisor whose raw int8 value
+# is 0, an ordinary value when the zero point is not 0: per-image standardisation divides by each
+# face's deviation, and some faces stopped the interpreter. Its int8 RSQRT and SQRT (standardisation,
+# LRN) are slow: with them the int8 model took 25 ms a face, without them 0.7 ms. In float they cost
+# next to nothing and lose no precision.
+INT8_FLOAT_OPS = ["DIV", "RSQRT", "SQRT"]
+
+class ExportError(Exception):
+    """An export that cannot be written or does not give the model's answers."""
+
+
+def first_faces(folder, split, count):
+    """Up to `count` faces of a store's split, reading only the shards needed (each shard is a random
+    sample of its split, so the first faces are one too)."""
+    manifest = store.read_manifest(folder)
+    parts, total = [], 0
+    for images_path, _ in store.shard_paths(folder, manifest, split):
+        if total >= count:
+            break
+        parts.append(np.array(np.load(images_path, mmap_mode="r", allow_pickle=False)[:count - total]))
+        total += len(parts[-1])
+    if not total:
+        raise ExportError(f"{folder}: the {split} split has no faces")
+    return np.concatenate(parts)
+
+
+def serving_function(model):
+    """The model's `probabilities` under a fixed public name and input: faces uint8 [n,128,128]."""
+    @tf.function(input_signature=[tf.TensorSpec([None, FACE_SIZE, FACE_SIZE], tf.uint8, name=INPUT)])
+    def serve(faces):
+        return dict(model.probabilities(faces))
+    return serve
+
+
+def to_tflite(saved_model, representative=None):
+    """A SavedModel's serving signature as TFLite bytes: float32, or int8 calibrated on `representative`."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+    if representative is None:
+        return converter.convert()
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([face[None]] for face in representative)
+    # The converter itself cannot leave chosen ops in float; its quantisation debugger can.
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=INT8_FLOAT_OPS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the debugger's interpreter warns that tf.lite.Interpreter is deprecated
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_options=options)
+    return debugger.get_nondebug_quantized_model()
+
+
+def tflite_runner(path):
+    """A callable faces -> {task: probabilities} running a TFLite file on every core, as TensorFlow does."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter is deprecated in favour of ai-edge-litert
+        interpreter = tf.lite.Interpreter(model_path=path, num_threads=os.cpu_count())
+    runner = interpreter.get_signature_runner(SIGNATURE)
+    return lambda faces: runner(**{INPUT: faces})
+
+
+def saved_model_runner(path):
+    signature = tf.saved_model.load(path).signatures[SIGNATURE]
+    return lambda faces: {task: values.numpy() for task, values in signature(**{INPUT: tf.constant(faces)}).items()}
+
+
+def model_runner(model):
+    return lambda faces: {task: values.numpy() for task, values in model.probabilities(faces).items()}
+
+
+def in_batches(run, faces, size=64):
+    """run(faces) in batches: TFLite allocates every activation for the whole batch (1.5 MB a face)."""
+    parts = [run(faces[start:start + size]) for start in range(0, len(faces), size)]
+    return {task: np.concatenate([part[task] for part in parts]) for task in parts[0]}
+
+
+def compare(reference, outputs):
+    """Per task: largest and mean absolute probability difference, how often the argmax agrees, and how
+    far the expected class index moves (for ordered classes; in years for an exact-age head)."""
+    if set(outputs) != set(reference):
+        raise ExportError(f"outputs {sorted(outputs)} differ from the model's {sorted(reference)}")
+    figures = {}
+    for task, expected in reference.items():
+        actual = np.asarray(outputs[task], np.float64)
+        difference = np.abs(actual - expected)
+        index = np.arange(expected.shape[1])
+        figures[task] = {"classes": expected.shape[1], "max_abs_diff": float(difference.max()),
+                         "mean_abs_diff": float(difference.mean()),
+                         "agreement": float(np.mean(np.argmax(actual, 1) == np.argmax(expected, 1))),
+                         "mean_expected_class_diff": float(np.mean(np.abs((actual - expected) @ index)))}
+    return figures
+
+
+def failures(name, figures):
+    limits = TOLERANCES[name]
+    problems = []
+    for task, values in figures.items():
+        for key in ("max_abs_diff", "mean_abs_diff"):
+            if key in limits and not values[key] <= limits[key]:
+                problems.append(f"{name} {task}: {key} {values[key]:.3g} > {limits[key]:g}")
+        if ("min_agreement" in limits and values["classes"] <= AGREEMENT_MAX_CLASSES
+                and not values["agreement"] >= limits["min_agreement"]):
+            problems.append(f"{name} {task}: argmax agreement {values['agreement']:.4f} < {limits['min_agreement']}")
+    return problems
+
+
+def latencies_ms(runners, face, calls=LATENCY_CALLS, rounds=10):
+    """Per runner, the median wall time of a call on one face, in ms. The runners take turns in rounds,
+    so a busy moment of the machine falls on each of them alike."""
+    times = {name: [] for name in runners}
+    for run in runners.values():
+        for _ in range(10):  # warm-up: first calls trace, allocate, pick kernels
+            run(face)
+    for _ in range(rounds):
+        for name, run in runners.items():
+            for _ in range(calls // rounds):
+                start = time.perf_counter()
+                run(face)
+                times[name].append(time.perf_counter() - start)
+    return {name: round(statistics.median(values) * 1000, 3) for name, values in times.items()}
+
+
+def size_bytes(path):
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
+
+
+def export(model, description, out, data, int8=True, model_folder=None):
+    """Write the export folder `out` for `model` (with its model.json dict `description`).
+
+    `data` is a store: the int8 model is calibrated on faces of its train split, and every format is
+    compared with the model on its test split. Returns the report also written to export.json;
+    ExportError, with nothing put in place, when a format does not give the model's answers.
+    """
+    out = os.fspath(out).rstrip("/")
+    # `out` is replaced: refuse anything but an earlier export, so a mistyped --out (the model's own
+    # folder, say) loses nothing.
+    if os.path.exists(out) and not (os.path.isdir(out) and (not os.listdir(out) or
+                                                            os.path.isfile(os.path.join(out, REPORT)))):
+        raise ExportError(f"{out}: exists and is not an export (no {REPORT}); choose another folder")
+    test_faces = first_faces(data, "test", CHECK_FACES)
+    representative = first_faces(data, "train", REPRESENTATIVE_FACES) if int8 else None
+    temporary = out + ".partial"
+    shutil.rmtree(temporary, ignore_errors=True)
+    os.makedirs(temporary)
+    try:
+        report = write_and_check(model, description, temporary, test_faces, representative)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)  # nothing half-written stays behind
+        raise
+    report = {"model": os.path.abspath(model_folder) if model_folder else None, "data": os.path.abspath(data),
+              **report}
+    if model_folder:  # the model as the project stores it, for comparison
+        report["formats"]["tf_model"]["bytes"] = sum(size_bytes(os.path.join(model_folder, name))
+                                                     for name in (MODEL_JSON, WEIGHTS))
+    store.write_json_atomically(os.path.join(temporary, REPORT), report)
+    old = out + ".old"
+    if os.path.exists(out):
+        os.replace(out, old)
+    os.replace(temporary, out)
+    shutil.rmtree(old, ignore_errors=True)
+    return report
+
+
+def write_and_check(model, description, folder, test_faces, representative):
+    """Write every format into `folder`, then run each on the test faces; the report, or ExportError."""
+    paths = {SAVED_MODEL: os.path.join(folder, SAVED_MODEL), "tflite_float32": os.path.join(folder, TFLITE_FLOAT)}
+    tf.saved_model.save(model, paths[SAVED_MODEL], signatures={SIGNATURE: serving_function(model)})
+    with open(paths["tflite_float32"], "wb") as file:
+        file.write(to_tflite(paths[SAVED_MODEL]))
+    if representative is not None:
+        paths["tflite_int8"] = os.path.join(folder, TFLITE_INT8)
+        with open(paths["tflite_int8"], "wb") as file:
+            file.write(to_tflite(paths[SAVED_MODEL], representative))
+    store.write_json_atomically(os.path.join(folder, MODEL_JSON), description)
+
+    runners = {"tf_model": model_runner(model), SAVED_MODEL: saved_model_runner(paths[SAVED_MODEL]),
+               "tflite_float32": tflite_runner(paths["tflite_float32"])}
+    if representative is not None:
+        runners["tflite_int8"] = tflite_runner(paths["tflite_int8"])
+    reference = in_batches(runners["tf_model"], test_faces)
+    formats, problems = {}, []
+    for name, run in runners.items():
+        entry = {"file": os.path.basename(paths[name]) if name in paths else None,
+                 "bytes": size_bytes(paths[name]) if name in paths else None}
+        if name != "tf_model":
+            entry["check"] = compare(reference, in_batches(run, test_faces))
+            problems += failures(name, entry["check"])
+        formats[name] = entry
+    if problems:
+        raise ExportError("the export does not give the model's answers: " + "; ".join(problems))
+    for name, milliseconds in latencies_ms(runners, test_faces[:1]).items():
+        formats[name]["latency_ms"] = milliseconds
+    return {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tensorflow": tf.__version__,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "input": {"name": INPUT, "dtype": "uint8", "shape": [None, FACE_SIZE, FACE_SIZE]},
+            "outputs": {task: int(values.shape[1]) for task, values in reference.items()},
+            "check_faces": len(test_faces),
+            "representative_faces": 0 if representative is None else len(representative),
+            "latency": f"one face a call, median of {LATENCY_CALLS} calls taken in turns with the other formats, "
+                       f"{os.cpu_count()} threads",
+            "tolerances": {name: dict(limits) for name, limits in TOLERANCES.items()}, "formats": formats}
