@@ -1,6 +1,7 @@
 """Training as a user runs it: short real runs on real faces, checked the way a user would check."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -147,3 +148,33 @@ def test_fast_local_response_normalization_matches_tensorflows_values_and_gradie
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(tape.gradient(ours_sum, x).numpy(), tape.gradient(theirs_sum, x).numpy(),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_improved_architecture_learns_exact_ages_and_exports(utk_store, tmp_path):
+    run = tmp_path / "improved"
+    result = run_script("joint/jointly.py", "--data", utk_store, "--run", run, "--epochs", "3", "--arch", "improved",
+                        "--exact-age", *QUICK_TRAINING)
+    metrics = json.loads((run / "metrics.json").read_text())
+    _, train_labels = store.load_split(utk_store, "train")
+    _, test_labels = store.load_split(utk_store, "test")
+    # Against always answering the training faces' median age, the best constant for MAE.
+    constant_mae = np.mean(np.abs(test_labels["age"] - np.median(train_labels["age"])))
+    exact = metrics["test"]["exact_age"]
+    assert exact["mae"] < 0.8 * constant_mae and exact["faces"] == len(test_labels["age"])
+    assert 0 < exact["cs5"] < 1 and np.array(exact["age_groups"]["confusion_matrix"]).sum() == exact["faces"]
+    assert metrics["test"]["gender"]["accuracy"] > majority_share(test_labels["gender"]) + 0.05
+    assert "exact_age: MAE" in result.stdout and (run / "confusion_exact_age.png").is_file()
+
+    model, description = load_model(run / "model")
+    assert description["architecture"] == "improved" and description["tasks"] == ["gender", "age", "exact_age"]
+    batch_norm_means = [v for v in model.variables if v.name.endswith("/mean:0")]
+    assert batch_norm_means and all(float(tf.reduce_max(tf.abs(v))) > 0 for v in batch_norm_means)  # saved too
+
+    evaluation = run_script("joint/test_model.py", "--model", run / "model", "--data", utk_store,
+                            "--out", tmp_path / "evaluation")
+    evaluated_mae = float(re.search(r"exact_age: MAE ([0-9.]+) years", evaluation.stdout).group(1))
+    assert abs(evaluated_mae - exact["mae"]) < 0.011  # the saved model gives the run's figures
+
+    export = run_script("joint/export.py", "--model", run / "model", "--data", utk_store, "--out", tmp_path / "export",
+                        "--no-int8")
+    assert "saved_model" in export.stdout and (tmp_path / "export" / "model_float32.tflite").is_file()
