@@ -101,6 +101,11 @@ class FaceNet(tf.Module):
         return self._dense(tf.reshape(x, [-1, 8 * 8 * 64]), self.fc, training)
 
     @property
+    def batch_norms(self):
+        """The batch normalisation layers (none in the original)."""
+        return [module for module in self.submodules if isinstance(module, BatchNorm)]
+
+    @property
     def kernels(self):
         """The weights L2 regularisation applies to (not the biases, nor batch normalisation's)."""
         return [v for v in self.trainable_variables if v.name.split(":")[0].endswith("kernel")]

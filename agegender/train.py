@@ -29,6 +29,7 @@ from agegender.model import (ARCHITECTURES, EXACT_AGES, TASK_LABEL, ModelError, 
 from agegender.progress import Progress
 
 EXACT_AGE_SIGMA = 2.0  # years: exact ages are learned as a narrow Gaussian around the labelled age
+RUNNING_STATISTICS_STEPS = 30  # batches that settle batch normalisation's averages after each epoch
 DEFAULT_LEARNING_RATES = {"adam": 0.001, "sgd": 0.01}
 
 
@@ -261,14 +262,33 @@ class Trainer:
 
     # -- epochs --------------------------------------------------------------------------------------
 
-    def train_dataset(self, epoch):
+    def train_dataset(self, epoch, augment=None):
         """The train split for this epoch, as batches of config.batch_size for each replica."""
         def replica_batches(context):
             return pipeline.split_dataset(
                 self.data, "train", context.get_per_replica_batch_size(self.global_batch), training=True,
-                augment=self.config.augment, seed=self.config.seed + epoch,
+                augment=self.config.augment if augment is None else augment, seed=self.config.seed + epoch,
                 pipelines=(context.num_input_pipelines, context.input_pipeline_id))
         return self.strategy.distribute_datasets_from_function(replica_batches)
+
+    @tf.function(reduce_retracing=True)
+    def statistics_step(self, images):
+        """A forward pass in training mode that changes no weight: batch normalisation's running
+        averages move towards the statistics of the current weights."""
+        self.strategy.run(lambda faces: self.model(faces, training=True), args=(images,))
+
+    def refresh_running_statistics(self, epoch):
+        """Batch normalisation's running averages, recomputed for the epoch's final weights.
+
+        During an epoch they trail weights that keep changing; validated with them, the improved
+        network's valid accuracy jumped between epochs (age groups 0.56 to 0.67 and back) while its
+        training accuracy rose steadily. RUNNING_STATISTICS_STEPS passes over training faces (not
+        augmented, as valid faces are not) with the weights fixed settle them (0.9 ** 30 = 4% left).
+        """
+        if not self.model.batch_norms:
+            return
+        for _, (images, _) in zip(range(RUNNING_STATISTICS_STEPS), self.train_dataset(epoch, augment=False)):
+            self.statistics_step(images)
 
     def train_epoch(self, epoch, quiet):
         sums = {task: {"loss": 0.0, "score": 0.0} for task in self.tasks}
@@ -333,6 +353,7 @@ class Trainer:
             epoch = int(self.epoch) + 1
             started = time.perf_counter()
             train_metrics, images_per_second = self.train_epoch(epoch, quiet)
+            self.refresh_running_statistics(epoch)
             valid_metrics = self.validate()
             # The share of valid faces each task gets right (exact age: within 5 years), averaged.
             score = float(np.mean([valid_metrics[task].get("accuracy", valid_metrics[task].get("cs5"))
