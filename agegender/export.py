@@ -102,13 +102,25 @@ def to_tflite(saved_model, representative=None):
     return debugger.get_nondebug_quantized_model()
 
 
-def tflite_runner(path):
-    """A callable faces -> {task: probabilities} running a TFLite file on every core, as TensorFlow does."""
+def tflite_runner(path=None, content=None):
+    """A callable faces -> {task: probabilities} running a TFLite file (or its bytes) on every core, as
+    TensorFlow does."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter is deprecated in favour of ai-edge-litert
-        interpreter = tf.lite.Interpreter(model_path=path, num_threads=os.cpu_count())
+        interpreter = tf.lite.Interpreter(model_path=path, model_content=content, num_threads=os.cpu_count())
     runner = interpreter.get_signature_runner(SIGNATURE)
     return lambda faces: runner(**{INPUT: faces})
+
+
+def in_memory_tflite_runner(model):
+    """The model converted to TFLite float32 in memory (1-2 s), as a tflite_runner.
+
+    TFLite's XNNPACK kernels take one face in about half the time TensorFlow needs (bench/benchmark.py);
+    the answers are the same to 1e-6.
+    """
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serving_function(model).get_concrete_function()],
+                                                                model)
+    return tflite_runner(content=converter.convert())
 
 
 def saved_model_runner(path):

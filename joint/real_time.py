@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from agegender import video  # noqa: E402
 from agegender.model import ModelError  # noqa: E402
-from agegender.predict import BUNDLED_MODEL, Predictor  # noqa: E402
+from agegender.predict import BUNDLED_MODEL, ENGINES, Predictor  # noqa: E402
 
 # Detecting on frames shrunk to this side costs a third of full 640x480 and finds the same faces
 # (measured on faces from UTKFace placed in 640x480 frames: 56 of 60 either way).
@@ -24,6 +24,9 @@ def main():
     parser.add_argument("--source", default="0", help="camera index or video file (default: camera 0)")
     parser.add_argument("--model", default=BUNDLED_MODEL, help="model folder (default: the bundled model)")
     parser.add_argument("--detector", choices=("haar", "mtcnn"), default="haar")
+    parser.add_argument("--engine", choices=ENGINES, default="tensorflow",
+                        help="run the model with TensorFlow, or convert it to TFLite when starting (1-2 s), "
+                             "which classifies a face about 2x faster on a CPU")
     parser.add_argument("--out", help="write the annotated video here (.mp4)")
     parser.add_argument("--no-display", action="store_true",
                         help="no window (also automatic when no display is available)")
@@ -34,7 +37,8 @@ def main():
     if not arguments.no_display and not display:
         print("no display available: running headless (see --out to keep the annotated video)", file=sys.stderr)
     try:
-        predictor = Predictor(arguments.model, arguments.detector, detector_max_side=DETECTION_MAX_SIDE)
+        predictor = Predictor(arguments.model, arguments.detector, detector_max_side=DETECTION_MAX_SIDE,
+                              engine=arguments.engine)
         summary = video.run(predictor, arguments.source, out=arguments.out, display=display,
                             max_frames=arguments.max_frames)
     except (video.VideoError, ModelError, RuntimeError) as error:

@@ -139,6 +139,19 @@ def face_video(tmp_path_factory):
     return make_face_video(path, [os.path.join(UTKFACE, name) for name in names], frames=90)
 
 
+def test_tflite_engine_gives_the_tensorflow_answers_on_real_faces(model, utk_store):
+    faces, _ = store.load_split(utk_store, "test", limit=40)
+    expected = Predictor(model).classify(faces)
+    lite = Predictor(model, engine="tflite")
+    assert lite.probabilities.__qualname__.startswith("tflite_runner")  # really the TFLite interpreter
+    for rows in (slice(0, 40), slice(0, 1), slice(3, 5)):  # TFLite resizes its input for each batch size
+        outputs = lite.classify(faces[rows])
+        assert set(outputs) == set(expected)
+        for task, values in outputs.items():
+            np.testing.assert_allclose(values, expected[task][rows], atol=1e-5)
+    assert lite.classify(faces[:0])["gender"].shape == (0, 2)
+
+
 def test_real_time_on_a_video_of_real_faces_headless(model, face_video, tmp_path):
     out = tmp_path / "annotated.mp4"
     environment = {"DISPLAY": "", "WAYLAND_DISPLAY": ""}  # as on a server: no window may be opened
@@ -154,7 +167,8 @@ def test_real_time_on_a_video_of_real_faces_headless(model, face_video, tmp_path
     source = cv2.VideoCapture(face_video)
     _, original = source.read()
     assert ok and frame.shape == (480, 640, 3) and np.abs(frame.astype(int) - original).mean() > 1
-    whole = run_script("joint/real_time.py", "--source", face_video, "--model", model, "--no-display")
+    whole = run_script("joint/real_time.py", "--source", face_video, "--model", model, "--no-display",
+                       "--engine", "tflite")
     assert whole.stdout.startswith("90 frames")
 
 
