@@ -1,7 +1,8 @@
 """Face age & gender classification: the shared logic behind the project's scripts.
 
 Data flows one way, and each module imports only what lies upstream of it:
-labels -> faces -> sources -> wash -> store -> pipeline -> model -> train -> predict -> evaluate.
+labels -> faces -> sources -> wash -> store -> pipeline -> model -> evaluate, plots -> train, and
+model -> export (SavedModel, TFLite) -> predict -> video.
 """
 import os
 

@@ -43,8 +43,9 @@ def local_response_normalization(x, depth_radius=2, bias=1.0, alpha=1e-4, beta=0
     """tf.nn.local_response_normalization (AlexNet's LRN, as the original used), computed faster.
 
     The sum of squares over the 2 * depth_radius + 1 neighbouring channels is a product with a band
-    matrix, and d ** -0.75 is rsqrt(d) * rsqrt(sqrt(d)). Same values (to 1e-6), but TensorFlow's own
-    LRN gradient is a slow loop on the CPU: this made a whole training step 1.7x faster.
+    matrix, and d ** -0.75 is rsqrt(d) * rsqrt(sqrt(d)). Same values (to 1e-6) and, in TensorFlow,
+    the same speed; but TFLite's own LRN kernel is slow: with it one face took 7 ms in TFLite float32,
+    with this form 1.1-1.5 ms.
     """
     channels = x.shape[-1]
     offsets = np.subtract.outer(np.arange(channels), np.arange(channels))
