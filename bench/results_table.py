@@ -1,6 +1,7 @@
 """Print the README's results table from training runs' metrics.json (test split figures).
 
-    python bench/results_table.py runs/joint runs/gender runs/age runs/improved
+    python bench/results_table.py runs/jointly runs/gender runs/age runs/improved
+    python bench/results_table.py models/joint models/improved
 """
 import json
 import os
@@ -14,7 +15,9 @@ def main():
     for run in sys.argv[1:]:
         with open(os.path.join(run, "metrics.json"), encoding="utf-8") as file:
             metrics = json.load(file)
-        with open(os.path.join(run, "config.json"), encoding="utf-8") as file:
+        # A run folder has config.json; a bundled model (models/...) its model.json.
+        described = [os.path.join(run, name) for name in ("config.json", "model.json")]
+        with open(next(path for path in described if os.path.isfile(path)), encoding="utf-8") as file:
             architecture = json.load(file).get("architecture", "original")
         test = metrics["test"]
         cell = lambda task, key: f"{test[task][key]:.4f}" if task in test else "-"  # noqa: E731
