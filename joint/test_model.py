@@ -17,17 +17,30 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import numpy as np  # noqa: E402
 
-from agegender import evaluate, labels, plots, sources, store, wash  # noqa: E402
+from agegender import evaluate, labels, pipeline, plots, sources, store, wash  # noqa: E402
 from agegender.model import TASK_LABEL, ModelError, expected_age  # noqa: E402
 from agegender.predict import BUNDLED_MODEL, ImageError, Predictor, label_image_file  # noqa: E402
 from agegender.progress import Progress  # noqa: E402
 
 
-def labelled_faces(data, split):
-    """(faces uint8 (n,128,128), {"age", "gender", "race"} arrays) from a store or a raw UTKFace folder."""
-    if os.path.isfile(os.path.join(data, store.MANIFEST)):
-        faces, face_labels = store.load_split(data, split)
-        return faces, face_labels
+BATCH_SIZE = 256
+LABELS = ("age", "gender", "race")
+
+
+def labelled_batches(data, split):
+    """Batches (faces uint8 (b,128,128), {"age", "gender", "race"} arrays) of a store's split, streamed
+    (an IMDB-WIKI test split is about 750 MB of faces), or of a raw UTKFace folder."""
+    if not os.path.isfile(os.path.join(data, store.MANIFEST)):
+        faces, face_labels = raw_faces(data)
+        for start in range(0, len(faces), BATCH_SIZE):
+            yield faces[start:start + BATCH_SIZE], {name: face_labels[name][start:start + BATCH_SIZE] for name in LABELS}
+        return
+    for images, batch_labels in pipeline.split_dataset(data, split, BATCH_SIZE):
+        yield images.numpy()[..., 0], {name: batch_labels[name].numpy() for name in LABELS}
+
+
+def raw_faces(data):
+    """(faces uint8 (n,128,128), {"age", "gender", "race"} arrays) from a raw UTKFace folder."""
     records = [r for r in sources.read_utkface(data) if wash.label_problem(r, wash.WashOptions()) is None]
     faces, kept = [], []
     progress = Progress(len(records), "reading faces")
@@ -44,15 +57,22 @@ def labelled_faces(data, split):
                              "race": np.array([r.race for r in kept])}
 
 
-def evaluate_model(predictor, faces, face_labels, out):
+def evaluate_model(predictor, batches, out):
+    """Figures and confusion matrices (PNG in `out`) for the model's answers on labelled batches."""
     classes = predictor.description["classes"]
-    # Age groups from the raw age with the model's own edges: a store may have been washed with others.
-    face_labels = {**face_labels, "age_group": labels.age_group(face_labels["age"], predictor.description["age_edges"])}
-    probabilities = {task: [] for task in classes}
-    for start in range(0, len(faces), 256):
-        for task, values in predictor.classify(faces[start:start + 256]).items():
+    probabilities, label_parts = {task: [] for task in classes}, {name: [] for name in LABELS}
+    for faces, batch_labels in batches:
+        for task, values in predictor.classify(faces).items():
             probabilities[task].append(values)
+        for name in LABELS:
+            label_parts[name].append(batch_labels[name])
+    if not label_parts["age"]:
+        raise store.StoreError("no faces to evaluate: the split is empty")
     probabilities = {task: np.concatenate(parts) for task, parts in probabilities.items()}
+    face_labels = {name: np.concatenate(parts) for name, parts in label_parts.items()}
+    faces_count = len(face_labels["age"])
+    # Age groups from the raw age with the model's own edges: a store may have been washed with others.
+    face_labels["age_group"] = labels.age_group(face_labels["age"], predictor.description["age_edges"])
     predicted = {task: expected_age(values) if task == "exact_age" else np.argmax(values, axis=1)
                  for task, values in probabilities.items()}
     truth = {task: face_labels[TASK_LABEL[task]] for task in classes}
@@ -61,7 +81,7 @@ def evaluate_model(predictor, faces, face_labels, out):
     for task in classes:
         figures[task]["confusion_png"] = os.path.join(out, f"confusion_{task}.png")
         plots.plot_confusion(*evaluate.confusion_of(figures[task]),
-                             f"{task} ({len(faces)} faces)\n{evaluate.headline(task, figures[task])}",
+                             f"{task} ({faces_count} faces)\n{evaluate.headline(task, figures[task])}",
                              figures[task]["confusion_png"])
     return figures
 
@@ -93,9 +113,8 @@ def main():
             for number, result in enumerate(results, 1):
                 print(f"  face {number} at {result.box}: {result.caption()}")
         else:
-            faces, face_labels = labelled_faces(arguments.data, arguments.split)
             figures = {"model": os.path.abspath(arguments.model), "data": os.path.abspath(arguments.data),
-                       **evaluate_model(predictor, faces, face_labels, arguments.out)}
+                       **evaluate_model(predictor, labelled_batches(arguments.data, arguments.split), arguments.out)}
             print_figures({task: figures[task] for task in predictor.description["classes"]})
         if arguments.json:
             store.write_json_atomically(arguments.json, figures)
