@@ -9,15 +9,14 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-import tensorflow as tf
 
 from agegender.faces import chip_box, crop_square, make_detector, to_gray
-from agegender.export import in_memory_tflite_runner
+from agegender.export import in_memory_tflite_runner, model_runner
 from agegender.model import expected_age, load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLED_MODEL = os.path.join(ROOT, "models", "joint")  # trained by the project's own scripts; see its README
-ENGINES = ("tensorflow", "tflite")
+ENGINES = {"tensorflow": model_runner, "tflite": in_memory_tflite_runner}  # model -> faces -> probabilities
 
 
 class ImageError(Exception):
@@ -61,17 +60,10 @@ class Predictor:
         """engine: "tensorflow", or "tflite": the model converted to TFLite float32 when loaded (1-2 s),
         faster for the one or two faces a webcam frame holds, with the same answers to 1e-6."""
         self.detector = make_detector(detector, max_side=detector_max_side)
-        self.model, self.description = load_model(model_folder) if use_model else (None, None)
-        if not use_model:
-            self.probabilities = None
-        elif engine == "tflite":
-            self.probabilities = in_memory_tflite_runner(self.model)
-        elif engine == "tensorflow":
-            # The traced graph itself: calling it skips tf.function's per-call argument matching.
-            graph = self.model.probabilities.get_concrete_function()
-            self.probabilities = lambda faces: {task: values.numpy() for task, values in graph(tf.constant(faces)).items()}
-        else:
+        if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
+        self.model, self.description = load_model(model_folder) if use_model else (None, None)
+        self.probabilities = ENGINES[engine](self.model) if use_model else None
 
     def classify(self, faces):
         """Per task, class probabilities (n, classes) for uint8 128x128 faces (n, 128, 128)."""

@@ -338,8 +338,8 @@ class Trainer:
         metrics = {}
         for task in self.tasks:
             if task == "exact_age":
-                errors = np.abs(predicted[task] - truth[task])
-                metrics[task] = {"loss": losses[task], "mae": float(np.mean(errors)), "cs5": float(np.mean(errors <= 5))}
+                figures = evaluate.age_estimation_metrics(truth[task], predicted[task], self.age_edges)
+                metrics[task] = {"loss": losses[task], "mae": figures["mae"], "cs5": figures["cs5"]}
             else:
                 metrics[task] = {"loss": losses[task], "accuracy": float(np.mean(truth[task] == predicted[task]))}
         return metrics
