@@ -4,7 +4,8 @@ Both take uint8 128x128 grayscale faces; a network may look at them at a lower r
 (`input_size`, resized inside it), which costs fewer FLOPs a face. A trunk turns a face into features;
 each task then has its own hidden FC layer (dropout) -> logits: "gender" (2), "age" (the age groups) and,
 as an option, "exact_age" (0..100 years, read as the softmax's expected value). Inference divides each
-task's logits by a temperature fitted on the valid split, so that probabilities mean what they say.
+task's logits by a temperature fitted on the valid split, so that probabilities mean what they say, and
+may average the logits of each face and its mirror image (`flip_average`, twice the cost a face).
 Written with tf.nn ops on plain variables, as the original was.
 """
 import json
@@ -66,13 +67,15 @@ class FaceNet(tf.Module):
     feature_size = 512   # what the trunk hands to every head
     head_size = 100      # each head's hidden layer
 
-    def __init__(self, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE, temperatures=None):
+    def __init__(self, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE, temperatures=None,
+                 flip_average=False):
         super().__init__(name="facenet")
         self.class_counts = dict(class_counts)
         self.dropout = dropout
         self.input_size = input_size
         # Plain floats, part of the traced inference graph: model.json holds them, not weights.npz.
         self.temperatures = {task: float((temperatures or {}).get(task, 1.0)) for task in self.class_counts}
+        self.flip_average = bool(flip_average)
         self._generator = tf.random.Generator.from_seed(seed)
         self.build_trunk()
         # Small output weights: every class starts near equally likely, so the first steps are not
@@ -149,7 +152,13 @@ class FaceNet(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, FACE_SIZE, FACE_SIZE], tf.uint8)], reduce_retracing=True)
     def probabilities(self, faces):
         """Calibrated softmax probabilities per task for uint8 faces [b,128,128]: what inference uses."""
-        return {task: tf.nn.softmax(logits / self.temperatures[task]) for task, logits in self(faces).items()}
+        if self.flip_average:  # the faces and their mirror images in one batch
+            logits = self(tf.concat([faces, tf.reverse(faces, axis=[2])], axis=0))
+            count = tf.shape(faces)[0]
+            logits = {task: (values[:count] + values[count:]) / 2 for task, values in logits.items()}
+        else:
+            logits = self(faces)
+        return {task: tf.nn.softmax(values / self.temperatures[task]) for task, values in logits.items()}
 
     def weights(self):
         """Every variable by name (batch normalisation's running statistics too), as numpy arrays."""
@@ -250,7 +259,7 @@ def save_model(model, folder, metadata):
     os.makedirs(temporary)
     description = {"architecture": model.architecture, "face_size": FACE_SIZE, "input_size": model.input_size,
                    "dropout": model.dropout, "class_counts": model.class_counts,
-                   "temperatures": model.temperatures, **metadata}
+                   "temperatures": model.temperatures, "flip_average": model.flip_average, **metadata}
     with open(os.path.join(temporary, MODEL_JSON), "w", encoding="utf-8") as file:
         json.dump(description, file, indent=2)
         file.write("\n")
@@ -283,7 +292,8 @@ def load_model(folder):
         raise ModelError(f"{json_path}: unknown architecture {architecture!r}")
     model = ARCHITECTURES[architecture](description["class_counts"], dropout=description.get("dropout", 0.0),
                                         input_size=description.get("input_size", FACE_SIZE),
-                                        temperatures=description.get("temperatures"))
+                                        temperatures=description.get("temperatures"),
+                                        flip_average=description.get("flip_average", False))
     try:
         model.assign(weights)
     except (KeyError, ValueError) as error:

@@ -405,7 +405,14 @@ class Trainer:
                 "age_edges": list(self.age_edges), "gender_coding": "0 = male, 1 = female",
                 "preprocessing": "grayscale 128x128 uint8 face, framed as a UTKFace chip "
                                  "(faces.chip_box), standardised per image inside the model",
-                "epoch": epoch, "trained_on": self.manifest["sources"], "train_config": asdict(self.config)}
+                "epoch": epoch, "trained_on": self.data_description(), "train_config": asdict(self.config)}
+
+    def data_description(self):
+        """What identifies the training data without naming this machine's folders: the datasets, their
+        records, and the faces of each split."""
+        return {"sources": [{"dataset": source["dataset"], "records": source["records"]}
+                            for source in self.manifest["sources"]],
+                "faces": {split: counts["faces"] for split, counts in self.manifest["splits"].items()}}
 
     def write_epoch_reports(self, writer, entry):
         with writer.as_default(step=entry["epoch"]):
