@@ -243,6 +243,19 @@ class ImprovedFaceNet(FaceNet):
 ARCHITECTURES = {network.architecture: network for network in (FaceNet, ImprovedFaceNet)}
 
 
+def forward_flops(model):
+    """Floating-point operations inference spends on one face (twice the network's with flip_average),
+    counted by TensorFlow's profiler in the traced, frozen graph of one face's forward pass."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    one_face = tf.function(lambda faces: model(faces)).get_concrete_function(
+        tf.TensorSpec([1, FACE_SIZE, FACE_SIZE], tf.uint8))
+    profiler = tf.compat.v1.profiler
+    options = profiler.ProfileOptionBuilder(profiler.ProfileOptionBuilder.float_operation()).with_empty_output()
+    flops = profiler.profile(graph=convert_variables_to_constants_v2(one_face).graph,
+                             options=options.build()).total_float_ops
+    return flops * (2 if model.flip_average else 1)
+
+
 def build_model(architecture, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE):
     if architecture not in ARCHITECTURES:
         raise ModelError(f"unknown architecture {architecture!r}; choose {' or '.join(ARCHITECTURES)}")
