@@ -1,8 +1,8 @@
 """Detector + model -> per-face results, and drawing them on the image.
 
 Every face is cropped exactly as the training faces were: a square around the detector's box, framed
-like a UTKFace chip (faces.chip_box), grayscale, 128x128; all faces of an image go through the model
-in one batch.
+like a UTKFace chip (each detector's own chip_box), grayscale, 128x128; all faces of an image go through
+the model in one batch.
 """
 import os
 from dataclasses import dataclass, field
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from agegender.faces import chip_box, crop_square, make_detector, to_gray
+from agegender.faces import DEFAULT_DETECTOR, DETECTION_MAX_SIDE, crop_square, make_detector, to_gray
 from agegender.export import in_memory_tflite_runner, model_runner
 from agegender.model import expected_age, load_model
 
@@ -55,8 +55,8 @@ class FaceResult:
 class Predictor:
     """Finds the faces in an image and, with a model, labels each one."""
 
-    def __init__(self, model_folder=BUNDLED_MODEL, detector="haar", detector_max_side=None, use_model=True,
-                 engine="tensorflow"):
+    def __init__(self, model_folder=BUNDLED_MODEL, detector=DEFAULT_DETECTOR, detector_max_side=DETECTION_MAX_SIDE,
+                 use_model=True, engine="tensorflow"):
         """engine: "tensorflow", or "tflite": the model converted to TFLite float32 when loaded (1-2 s),
         faster for the one or two faces a webcam frame holds, with the same answers to 1e-6."""
         self.detector = make_detector(detector, max_side=detector_max_side)
@@ -90,11 +90,11 @@ class Predictor:
 
     def __call__(self, image, boxes=None):
         """FaceResults for every face found in a BGR or gray image (or for the given boxes)."""
-        gray = to_gray(image)
-        boxes = self.detector(gray) if boxes is None else boxes
+        boxes = self.detector(image) if boxes is None else boxes
         if self.model is None or not len(boxes):
             return [FaceResult(tuple(int(v) for v in box)) for box in boxes]
-        faces = np.stack([crop_square(gray, chip_box(box)) for box in boxes])
+        gray = to_gray(image)
+        faces = np.stack([crop_square(gray, self.detector.chip_box(box)) for box in boxes])
         return self.results(boxes, self.classify(faces))
 
 
