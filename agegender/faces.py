@@ -26,21 +26,33 @@ CHIP_DOWN_SHIFT = 17 / 207  # chip centre lies this many box sides below the box
 DETECTION_MAX_SIDE = 1280  # photos larger than this are shrunk before detection
 
 
-def chip_box(box, scale=CHIP_SCALE, down_shift=CHIP_DOWN_SHIFT):
-    """The square (x, y, w, h) region, in image pixels, to crop around a detector box (x, y, w, h)."""
+def chip_box(box, scale=CHIP_SCALE, down_shift=CHIP_DOWN_SHIFT, angle=0.0):
+    """The square (x, y, w, h) region, in image pixels, to crop around a detector box (x, y, w, h).
+
+    `angle` (degrees) is the tilt of the face's eye line: the shift goes along the face's own downward.
+    """
     x, y, w, h = (float(v) for v in box)
     side = max(w, h) * scale
-    centre_x = x + w / 2
-    centre_y = y + h / 2 + down_shift * max(w, h)
+    tilt = np.radians(angle)
+    centre_x = x + w / 2 - np.sin(tilt) * down_shift * max(w, h)
+    centre_y = y + h / 2 + np.cos(tilt) * down_shift * max(w, h)
     return (centre_x - side / 2, centre_y - side / 2, side, side)
 
 
-def crop_square(gray, region, size=FACE_SIZE):
+def crop_square(gray, region, size=FACE_SIZE, angle=0.0):
     """Cut the (x, y, w, h) region out of a grayscale image, resized to size x size uint8.
 
     Parts of the region outside the image repeat the image's border, as a face at the edge of a photo
-    would otherwise get a black band the training chips never have.
+    would otherwise get a black band the training chips never have. With the eye line's `angle`
+    (degrees), the region is turned about its centre so that the eyes lie level, as in the chips.
     """
+    if angle:
+        # A square half as large again, at 1.5x the resolution, holds every corner of the turned crop.
+        x, y, w, h = region
+        wide = crop_square(gray, (x - w / 4, y - h / 4, 1.5 * w, 1.5 * h), round(1.5 * size))
+        turn = cv2.getRotationMatrix2D((wide.shape[1] / 2, wide.shape[0] / 2), angle, 1.0)
+        turn[:, 2] -= (wide.shape[0] - size) / 2
+        return cv2.warpAffine(wide, turn, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     x, y, w, h = (int(round(v)) for v in region)
     height, width = gray.shape[:2]
     pad = max(0, -x, -y, x + w - width, y + h - height)
@@ -62,9 +74,19 @@ def to_rgb(image):
     return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
 
 
-def largest_first(boxes):
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return boxes[np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")]
+def eye_angle(one_eye, other_eye):
+    """The angle in degrees of the line through the eyes (image coordinates, y down; 0 = level)."""
+    (left_x, left_y), (right_x, right_y) = sorted([tuple(one_eye), tuple(other_eye)])
+    return float(np.degrees(np.arctan2(right_y - left_y, right_x - left_x)))
+
+
+def largest_first(faces):
+    """Rows (x, y, w, h[, eye-line angle]) as a float array (n, 5) (angle 0 where not given), largest first."""
+    faces = np.asarray(faces, dtype=np.float64)
+    faces = faces.reshape(-1, faces.shape[-1] if faces.size else 4)
+    if faces.shape[1] == 4:
+        faces = np.concatenate([faces, np.zeros((len(faces), 1))], axis=1)
+    return faces[np.argsort(-faces[:, 2] * faces[:, 3], kind="stable")]
 
 
 class Detector:
@@ -74,50 +96,30 @@ class Detector:
     max_side, in its pixels.
     """
     chip_scale, chip_down_shift = CHIP_SCALE, CHIP_DOWN_SHIFT
-    smallest_face = 24  # pixels: the side of the smallest box it finds
 
     def __init__(self, max_side=DETECTION_MAX_SIDE):
         self.max_side = max_side
 
     def __call__(self, image):
         """Face boxes (x, y, w, h) of a BGR or grayscale image, int array (n, 4), largest first."""
+        return self.detect(image)[0]
+
+    def detect(self, image):
+        """(boxes, angles): face boxes as in __call__, and each face's eye-line angle in degrees (0 from a
+        detector that finds no eyes)."""
         shrink = min(1.0, self.max_side / max(image.shape[:2])) if self.max_side else 1.0
         if shrink < 1:
             image = cv2.resize(image, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
-        return np.round(largest_first(self.find(image)) / shrink).astype(int)
+        faces = largest_first(self.find(image))
+        return np.round(faces[:, :4] / shrink).astype(int), faces[:, 4]
 
     def find(self, image):
+        """Rows (x, y, w, h) or (x, y, w, h, eye-line angle) of the faces in an image of at most max_side."""
         raise NotImplementedError
 
-    def chip_box(self, box):
+    def chip_box(self, box, angle=0.0):
         """The region to crop around one of this detector's boxes so that it frames the face as a chip."""
-        return chip_box(box, self.chip_scale, self.chip_down_shift)
-
-    def search_near(self, image, box, margin=0.5):
-        """The face of about the given box's size within a margin around it (a video's next frame), or None.
-
-        The window is shrunk until the face is twice the smallest face the detector finds, so this costs
-        a fraction of a search of the whole frame, whatever the face's size.
-        """
-        x, y, w, h = box
-        left, top = max(0, int(x - margin * w)), max(0, int(y - margin * h))
-        right = min(image.shape[1], int(x + w + margin * w))
-        bottom = min(image.shape[0], int(y + h + margin * h))
-        window = image[top:bottom, left:right]
-        shrink = min(1.0, 2 * self.smallest_face / max(w, h))
-        if shrink < 1:
-            window = cv2.resize(window, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
-        found = self.find_sized(window, shrink * max(w, h))
-        if not len(found):
-            return None
-        bx, by, bw, bh = found[0] / shrink
-        return (left + bx, top + by, bw, bh)
-
-    def find_sized(self, image, side):
-        """Boxes of about the given side (0.7x to 1.4x) in a small image, largest first."""
-        boxes = largest_first(self.find(image))
-        sides = boxes[:, 2:].max(axis=1)
-        return boxes[(sides >= 0.7 * side) & (sides <= 1.4 * side)]
+        return chip_box(box, self.chip_scale, self.chip_down_shift, angle)
 
 
 class HaarDetector(Detector):
@@ -132,15 +134,10 @@ class HaarDetector(Detector):
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
 
-    def find(self, image, min_side=24, max_side=0):
+    def find(self, image):
         # 24 px is the cascade's own window: it finds nothing smaller.
         return self.cascade.detectMultiScale(to_gray(image), scaleFactor=self.scale_factor,
-                                             minNeighbors=self.min_neighbors, minSize=(min_side, min_side),
-                                             maxSize=(max_side, max_side))
-
-    def find_sized(self, image, side):
-        # The cascade can skip the other scales itself, which is what makes the search near a face cheap.
-        return largest_first(self.find(image, max(24, int(0.7 * side)), int(1.4 * side)))
+                                             minNeighbors=self.min_neighbors, minSize=(24, 24))
 
 
 def optional_module(name, install):
@@ -162,25 +159,39 @@ class DlibHogDetector(Detector):
         super().__init__(max_side)
         self.detector = optional_module("dlib", "pip install dlib-bin").get_frontal_face_detector()
         self.upsample = upsample
-        self.smallest_face = 80 / 2 ** upsample
 
     def find(self, image):
         return [(r.left(), r.top(), r.width(), r.height()) for r in self.detector(to_rgb(image), self.upsample)]
 
 
 class MtcnnDetector(Detector):
-    """The MTCNN detector of the `mtcnn` package (its weights ship inside it)."""
-    chip_scale, chip_down_shift = 0.966, 0.057  # its box is 1.04 chip sides, 0.06 above the chip's centre
-    smallest_face = 20  # the package's default min_face_size
+    """The MTCNN detector of the `mtcnn` package (its weights ship inside it).
 
-    def __init__(self, min_confidence=0.9, max_side=DETECTION_MAX_SIDE):
+    Its box is placed from its landmarks rather than taken as it comes: centred between the eyes and the
+    mouth, its side 2.5 x the geometric mean of the eyes' distance and the eyes-to-mouth distance. On
+    the calibration faces that box's centre strays 2.5x less from the chip's centre than MTCNN's own
+    box does, and its size a third less (bench/calibrate_framing.py).
+    """
+    chip_scale, chip_down_shift = 1.025, 0.012  # the landmark box is 0.98 chip sides, about on its centre
+
+    def __init__(self, min_confidence=0.8, max_side=DETECTION_MAX_SIDE):
         super().__init__(max_side)
         self.mtcnn = optional_module("mtcnn", "pip install mtcnn").MTCNN()
         self.min_confidence = min_confidence
 
     def find(self, image):
-        faces = self.mtcnn.detect_faces(to_rgb(image))
-        return [face["box"] for face in faces if face["confidence"] >= self.min_confidence]
+        rows = []
+        for face in self.mtcnn.detect_faces(to_rgb(image)):
+            if face["confidence"] < self.min_confidence:
+                continue
+            points = {name: np.array(point, dtype=np.float64) for name, point in face["keypoints"].items()}
+            eyes = (points["left_eye"] + points["right_eye"]) / 2
+            mouth = (points["mouth_left"] + points["mouth_right"]) / 2
+            side = 2.5 * np.sqrt(np.linalg.norm(points["left_eye"] - points["right_eye"]) * np.linalg.norm(mouth - eyes))
+            centre_x, centre_y = (eyes + mouth) / 2
+            rows.append((centre_x - side / 2, centre_y - side / 2, side, side,
+                         eye_angle(points["left_eye"], points["right_eye"])))
+        return rows
 
 
 class BlazeFaceDetector(Detector):
@@ -192,7 +203,6 @@ class BlazeFaceDetector(Detector):
     """
     MODEL_FILE = "face_detection_full_range.tflite"
     chip_scale, chip_down_shift = 1.091, 0.054  # its box is 0.92 chip sides, 0.05 above the chip's centre
-    smallest_face = 20  # about a tenth of its 192 px input
 
     def __init__(self, min_score=0.5, overlap=0.3, max_side=DETECTION_MAX_SIDE):
         super().__init__(max_side)
@@ -223,30 +233,34 @@ class BlazeFaceDetector(Detector):
         tensor = cv2.resize(square, (self.size, self.size), interpolation=cv2.INTER_AREA)
         self.interpreter.set_tensor(self.input["index"], (tensor[None].astype(np.float32) / 127.5 - 1))
         self.interpreter.invoke()
-        raw = self.interpreter.get_tensor(self.box_output)[0, :, :4] / self.size
+        # Per anchor: box centre and size, then the two eyes (of six key points), relative to the anchor.
+        raw = self.interpreter.get_tensor(self.box_output)[0, :, :8] / self.size
         scores = 1 / (1 + np.exp(-np.clip(self.interpreter.get_tensor(self.score_output)[0, :, 0], -80, 80)))
         keep = scores >= self.min_score
-        centres, sizes = raw[keep, :2] + self.anchors[keep], raw[keep, 2:]
-        boxes = np.concatenate([centres - sizes / 2, sizes], axis=1) * side
-        return weighted_non_maximum_suppression(boxes, scores[keep], self.overlap)
+        raw, anchors = raw[keep], self.anchors[keep]
+        centres, sizes = raw[:, :2] + anchors, raw[:, 2:4]
+        faces = np.concatenate([centres - sizes / 2, sizes, raw[:, 4:6] + anchors, raw[:, 6:8] + anchors], axis=1)
+        faces = weighted_non_maximum_suppression(faces * side, scores[keep], self.overlap)
+        return [(*face[:4], eye_angle(face[4:6], face[6:8])) for face in faces]
 
 
 def weighted_non_maximum_suppression(boxes, scores, overlap):
-    """One box per face: each group of boxes overlapping the best remaining one (IoU > overlap) is
-    replaced by its score-weighted mean, as MediaPipe does; steadier than keeping the best alone."""
+    """One box per face: each group of rows (x, y, w, h, more...) whose boxes overlap the best remaining
+    one (IoU > overlap) is replaced by its score-weighted mean, as MediaPipe does; steadier than keeping
+    the best alone."""
     order = np.argsort(-scores)
     boxes, scores = boxes[order], scores[order]
     merged = []
     while len(boxes):
         corner = np.maximum(boxes[:, :2], boxes[0, :2])
-        far = np.minimum(boxes[:, :2] + boxes[:, 2:], boxes[0, :2] + boxes[0, 2:])
+        far = np.minimum(boxes[:, :2] + boxes[:, 2:4], boxes[0, :2] + boxes[0, 2:4])
         intersection = np.prod(np.clip(far - corner, 0, None), axis=1)
-        union = np.prod(boxes[:, 2:], axis=1) + np.prod(boxes[0, 2:]) - intersection
+        union = np.prod(boxes[:, 2:4], axis=1) + np.prod(boxes[0, 2:4]) - intersection
         group = intersection / union > overlap
         group[0] = True
         merged.append(np.average(boxes[group], axis=0, weights=scores[group]))
         boxes, scores = boxes[~group], scores[~group]
-    return np.array(merged).reshape(-1, 4)
+    return np.array(merged).reshape(-1, boxes.shape[1])
 
 
 DETECTORS = {"haar": HaarDetector, "blazeface": BlazeFaceDetector, "dlib": DlibHogDetector,
@@ -265,23 +279,48 @@ def make_detector(name, max_side=DETECTION_MAX_SIDE):
 
 
 class VideoFaceFinder:
-    """Face boxes frame after frame, reusing what the last frame found.
+    """Face boxes frame after frame: a full search every `full_every` frames, and in between each face
+    followed where it moved.
 
-    Faces move little between frames, so between full searches (every `full_every` frames, and
-    whenever the last frame had none) the detector looks only in a window around each last box, for
-    faces of about the same size: a small fraction of the frame's pixels and scales.
+    Faces move little between frames. Between full searches (and until one finds none) each face is
+    looked for within a margin around its last box by matching its appearance at the last full search
+    (normalised cross-correlation, on copies shrunk to TEMPLATE_SIDE): under a millisecond, whatever
+    the detector costs. A face whose best match falls below `min_match` has left and is dropped.
     """
+    TEMPLATE_SIDE = 32
 
-    def __init__(self, detector, full_every=10, margin=0.5):
-        self.detector, self.full_every, self.margin = detector, full_every, margin
-        self.boxes = np.zeros((0, 4), int)
+    def __init__(self, detector, full_every=10, margin=0.5, min_match=0.6):
+        self.detector, self.full_every, self.margin, self.min_match = detector, full_every, margin, min_match
+        self.boxes, self.angles, self.templates = np.zeros((0, 4), int), np.zeros(0), []
         self.frames_since_full = 0
 
     def __call__(self, image):
+        """(boxes, eye-line angles) of the faces in this frame, as Detector.detect gives them."""
+        gray = to_gray(image)
         if not len(self.boxes) or self.frames_since_full + 1 >= self.full_every:
-            self.boxes, self.frames_since_full = self.detector(image), 0
-            return self.boxes
+            self.boxes, self.angles = self.detector.detect(image)
+            self.templates = [self.appearance(gray, box) for box in self.boxes]
+            self.frames_since_full = 0
+            return self.boxes, self.angles
         self.frames_since_full += 1
-        found = [self.detector.search_near(image, box, self.margin) for box in self.boxes]
-        self.boxes = np.round(np.array([box for box in found if box is not None])).astype(int).reshape(-1, 4)
-        return self.boxes
+        found = [self.follow(gray, box, template) for box, template in zip(self.boxes, self.templates)]
+        kept = [i for i, box in enumerate(found) if box is not None]
+        self.boxes = np.array([found[i] for i in kept], dtype=int).reshape(-1, 4)
+        self.angles, self.templates = self.angles[kept], [self.templates[i] for i in kept]
+        return self.boxes, self.angles
+
+    def appearance(self, gray, box):
+        return crop_square(gray, box, self.TEMPLATE_SIDE)
+
+    def follow(self, gray, box, template):
+        x, y, w, h = box
+        side = max(w, h)
+        scale = self.TEMPLATE_SIDE / side
+        reach = self.margin * side
+        window = crop_square(gray, (x - reach, y - reach, side + 2 * reach, side + 2 * reach),
+                             round(self.TEMPLATE_SIDE * (1 + 2 * self.margin)))
+        scores = cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED)
+        _, best, _, (dx, dy) = cv2.minMaxLoc(scores)
+        if not best >= self.min_match:  # NaN too: a flat window matches nothing
+            return None
+        return (round(x - reach + dx / scale), round(y - reach + dy / scale), w, h)

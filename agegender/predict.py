@@ -88,13 +88,17 @@ class Predictor:
             results.append(result)
         return results
 
-    def __call__(self, image, boxes=None):
-        """FaceResults for every face found in a BGR or gray image (or for the given boxes)."""
-        boxes = self.detector(image) if boxes is None else boxes
+    def __call__(self, image, boxes=None, angles=None):
+        """FaceResults for every face found in a BGR or gray image (or for the given boxes, with the eye
+        lines' angles in degrees where known)."""
+        if boxes is None:
+            boxes, angles = self.detector.detect(image)
+        angles = np.zeros(len(boxes)) if angles is None else angles
         if self.model is None or not len(boxes):
             return [FaceResult(tuple(int(v) for v in box)) for box in boxes]
         gray = to_gray(image)
-        faces = np.stack([crop_square(gray, self.detector.chip_box(box)) for box in boxes])
+        faces = np.stack([crop_square(gray, self.detector.chip_box(box, angle), angle=angle)
+                          for box, angle in zip(boxes, angles)])
         return self.results(boxes, self.classify(faces))
 
 

@@ -79,9 +79,9 @@ def run(predictor, source, out=None, display=False, max_frames=None, on_frame=No
                 break
             gray = to_gray(frame)
             read = time.perf_counter()
-            boxes = find_faces(frame)
+            boxes, angles = find_faces(frame)
             detected = time.perf_counter()
-            results = predictor(gray, boxes)
+            results = predictor(gray, boxes, angles)
             classified = time.perf_counter()
             read_seconds += read - frame_started
             detect_seconds += detected - read

@@ -4,7 +4,8 @@ The chips are the store's train faces (never its test faces, which bench/scene_b
 pasted into scenes exactly as the scene benchmark pastes them: at random sizes, places, rotations
 within 15 degrees and brightness, among other things (a face in a photo has surroundings). For each
 face a detector finds, its box is compared with the pasted chip: the median box side and the median
-offset of the chip's centre from the box's centre give the two constants of that detector's framing.
+offset of the chip's centre from the box's centre (along the face's eye line and across it, where the
+detector finds the eyes) give the two constants of that detector's framing.
 
     python bench/calibrate_framing.py                     # every detector installed
     python bench/calibrate_framing.py --detectors dlib --scenes 100
@@ -36,12 +37,17 @@ def main():
         detector = make_detector(name)
         measured = []  # per face found: box side, and the chip centre's offset from the box centre, in chip sides
         for image, truth in scene_list:
-            boxes = detector(image)
+            boxes, angles = detector.detect(image)
             for b, f in match(boxes, truth):
                 x, y, w, h = boxes[b]
                 _, (centre_x, centre_y), chip_side, _ = truth[f]
-                measured.append((max(w, h) / chip_side, (centre_x - x - w / 2) / chip_side,
-                                 (centre_y - y - h / 2) / chip_side))
+                # The offset along the face's own axes: its eye line (where the detector finds eyes) and
+                # the downward perpendicular to it, as chip_box applies it.
+                tilt = np.radians(angles[b])
+                offset_x, offset_y = centre_x - x - w / 2, centre_y - y - h / 2
+                measured.append((max(w, h) / chip_side,
+                                 (np.cos(tilt) * offset_x + np.sin(tilt) * offset_y) / chip_side,
+                                 (-np.sin(tilt) * offset_x + np.cos(tilt) * offset_y) / chip_side))
         side, right, down = np.median(np.array(measured), axis=0)
         print(f"{name:10s} found {len(measured) / faces:6.1%}: box side {side:.3f} chip sides, chip centre "
               f"{down:+.3f} chip sides below and {right:+.3f} right of the box centre -> "

@@ -250,17 +250,16 @@ def measure(detector_name, model, scene_list, truth, chip_answers):
     """One detector's figures over the scenes; chip_answers: per face number, (gender, group) from chips."""
     predictor = Predictor(model, detector_name)
     group_names = predictor.description["classes"]["age"]
-    predictor.detector(scene_list[0][0])  # warm-up: first calls allocate and trace
-    predictor(scene_list[0][0])
+    predictor(scene_list[0][0])  # warm-up: first calls allocate and trace
     faces_total = found = false_faces = 0
     seconds = 0.0
     rows = []  # per scene face: (found, gender right, group right, chip gender right, chip group right)
     sides = []
     for image, faces in scene_list:
         started = time.perf_counter()
-        boxes = predictor.detector(image)
+        boxes, angles = predictor.detector.detect(image)
         seconds += time.perf_counter() - started
-        results = predictor(image, boxes) if len(boxes) else []
+        results = predictor(image, boxes, angles) if len(boxes) else []
         matched = dict((f, b) for b, f in match(boxes, faces))
         false_faces += len(boxes) - len(matched)
         for f, (number, _, side, _) in enumerate(faces):
