@@ -40,6 +40,7 @@ class FaceResult:
     probabilities: dict = field(default_factory=dict)     # task -> probability of that class
     distributions: dict = field(default_factory=dict)     # task -> {class name: probability}
     years: float = None                                   # exact age, from a model with that head
+    angle: float = 0.0                                    # the eye line's tilt in degrees, where found
 
     def caption(self):
         parts = [f"{self.labels[task]} {self.probabilities[task]:.0%}" for task in self.labels]
@@ -48,7 +49,7 @@ class FaceResult:
     def to_json(self):
         return {"box": [int(v) for v in self.box], "labels": self.labels,
                 "probabilities": {task: round(p, 4) for task, p in self.probabilities.items()},
-                "distributions": self.distributions,
+                "distributions": self.distributions, "angle": round(float(self.angle), 1),
                 **({"years": round(self.years, 1)} if self.years is not None else {})}
 
 
@@ -72,10 +73,10 @@ class Predictor:
             return {task: np.zeros((0, len(names))) for task, names in self.description["classes"].items()}
         return self.probabilities(faces)
 
-    def results(self, boxes, probabilities):
+    def results(self, boxes, angles, probabilities):
         results = []
         for i, box in enumerate(boxes):
-            result = FaceResult(tuple(int(v) for v in box))
+            result = FaceResult(tuple(int(v) for v in box), angle=float(angles[i]))
             for task, values in probabilities.items():
                 if task == "exact_age":
                     result.years = float(expected_age(values[i]))
@@ -95,11 +96,11 @@ class Predictor:
             boxes, angles = self.detector.detect(image)
         angles = np.zeros(len(boxes)) if angles is None else angles
         if self.model is None or not len(boxes):
-            return [FaceResult(tuple(int(v) for v in box)) for box in boxes]
+            return [FaceResult(tuple(int(v) for v in box), angle=float(a)) for box, a in zip(boxes, angles)]
         gray = to_gray(image)
         faces = np.stack([crop_square(gray, self.detector.chip_box(box, angle), angle=angle)
                           for box, angle in zip(boxes, angles)])
-        return self.results(boxes, self.classify(faces))
+        return self.results(boxes, angles, self.classify(faces))
 
 
 GENDER_COLOURS = {"male": (255, 160, 0), "female": (80, 80, 255)}  # BGR
