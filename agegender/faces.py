@@ -187,7 +187,8 @@ class MtcnnDetector(Detector):
             points = {name: np.array(point, dtype=np.float64) for name, point in face["keypoints"].items()}
             eyes = (points["left_eye"] + points["right_eye"]) / 2
             mouth = (points["mouth_left"] + points["mouth_right"]) / 2
-            side = 2.5 * np.sqrt(np.linalg.norm(points["left_eye"] - points["right_eye"]) * np.linalg.norm(mouth - eyes))
+            eye_distance = np.linalg.norm(points["left_eye"] - points["right_eye"])
+            side = 2.5 * np.sqrt(eye_distance * np.linalg.norm(mouth - eyes))
             centre_x, centre_y = (eyes + mouth) / 2
             rows.append((centre_x - side / 2, centre_y - side / 2, side, side,
                          eye_angle(points["left_eye"], points["right_eye"])))

@@ -177,7 +177,8 @@ def paste_face(scene, chip, centre, side, angle, gain, bias):
     height, width = scene.shape[:2]
     transform = chip_to_scene(centre, side, angle)
     face = np.clip(chip.astype(np.float32) * gain + bias, 0, 255)
-    face = cv2.warpAffine(face, transform, (width, height), flags=cv2.INTER_AREA if side < CHIP_SIDE else cv2.INTER_LINEAR)
+    interpolation = cv2.INTER_AREA if side < CHIP_SIDE else cv2.INTER_LINEAR
+    face = cv2.warpAffine(face, transform, (width, height), flags=interpolation)
     alpha = cv2.warpAffine(feathered_mask(CHIP_SIDE), transform, (width, height))[..., None]
     scene *= 1 - alpha
     scene += alpha * face
