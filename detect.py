@@ -10,6 +10,7 @@ import json
 import os
 import sys
 
+from agegender.faces import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
 from agegender.model import ModelError
 from agegender.predict import BUNDLED_MODEL, ImageError, Predictor, label_image_file
 
@@ -40,8 +41,7 @@ def main():
     parser.add_argument("images", nargs="*", help="image files or folders (default: matplotlib's sample portrait)")
     parser.add_argument("--model", default=BUNDLED_MODEL, help="model folder (default: the bundled model)")
     parser.add_argument("--no-model", action="store_true", help="only detect faces")
-    parser.add_argument("--detector", choices=("haar", "mtcnn"), default="haar",
-                        help="OpenCV's Haar cascade (default) or MTCNN (needs: pip install mtcnn)")
+    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
     parser.add_argument("--out", default="out", help="folder for the annotated copies (default: out)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     arguments = parser.parse_args()

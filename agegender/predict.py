@@ -1,8 +1,8 @@
 """Detector + model -> per-face results, and drawing them on the image.
 
 Every face is cropped exactly as the training faces were: a square around the detector's box, framed
-like a UTKFace chip (faces.chip_box), grayscale, 128x128; all faces of an image go through the model
-in one batch.
+like a UTKFace chip (each detector's own chip_box), grayscale, 128x128; all faces of an image go through
+the model in one batch.
 """
 import os
 from dataclasses import dataclass, field
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from agegender.faces import chip_box, crop_square, make_detector, to_gray
+from agegender.faces import DEFAULT_DETECTOR, DETECTION_MAX_SIDE, crop_square, make_detector, to_gray
 from agegender.export import in_memory_tflite_runner, model_runner
 from agegender.model import expected_age, load_model
 
@@ -40,6 +40,7 @@ class FaceResult:
     probabilities: dict = field(default_factory=dict)     # task -> probability of that class
     distributions: dict = field(default_factory=dict)     # task -> {class name: probability}
     years: float = None                                   # exact age, from a model with that head
+    angle: float = 0.0                                    # the eye line's tilt in degrees, where found
 
     def caption(self):
         parts = [f"{self.labels[task]} {self.probabilities[task]:.0%}" for task in self.labels]
@@ -48,15 +49,15 @@ class FaceResult:
     def to_json(self):
         return {"box": [int(v) for v in self.box], "labels": self.labels,
                 "probabilities": {task: round(p, 4) for task, p in self.probabilities.items()},
-                "distributions": self.distributions,
+                "distributions": self.distributions, "angle": round(float(self.angle), 1),
                 **({"years": round(self.years, 1)} if self.years is not None else {})}
 
 
 class Predictor:
     """Finds the faces in an image and, with a model, labels each one."""
 
-    def __init__(self, model_folder=BUNDLED_MODEL, detector="haar", detector_max_side=None, use_model=True,
-                 engine="tensorflow"):
+    def __init__(self, model_folder=BUNDLED_MODEL, detector=DEFAULT_DETECTOR, detector_max_side=DETECTION_MAX_SIDE,
+                 use_model=True, engine="tensorflow"):
         """engine: "tensorflow", or "tflite": the model converted to TFLite float32 when loaded (1-2 s),
         faster for the one or two faces a webcam frame holds, with the same answers to 1e-6."""
         self.detector = make_detector(detector, max_side=detector_max_side)
@@ -72,10 +73,10 @@ class Predictor:
             return {task: np.zeros((0, len(names))) for task, names in self.description["classes"].items()}
         return self.probabilities(faces)
 
-    def results(self, boxes, probabilities):
+    def results(self, boxes, angles, probabilities):
         results = []
         for i, box in enumerate(boxes):
-            result = FaceResult(tuple(int(v) for v in box))
+            result = FaceResult(tuple(int(v) for v in box), angle=float(angles[i]))
             for task, values in probabilities.items():
                 if task == "exact_age":
                     result.years = float(expected_age(values[i]))
@@ -88,14 +89,18 @@ class Predictor:
             results.append(result)
         return results
 
-    def __call__(self, image, boxes=None):
-        """FaceResults for every face found in a BGR or gray image (or for the given boxes)."""
-        gray = to_gray(image)
-        boxes = self.detector(gray) if boxes is None else boxes
+    def __call__(self, image, boxes=None, angles=None):
+        """FaceResults for every face found in a BGR or gray image (or for the given boxes, with the eye
+        lines' angles in degrees where known)."""
+        if boxes is None:
+            boxes, angles = self.detector.detect(image)
+        angles = np.zeros(len(boxes)) if angles is None else angles
         if self.model is None or not len(boxes):
-            return [FaceResult(tuple(int(v) for v in box)) for box in boxes]
-        faces = np.stack([crop_square(gray, chip_box(box)) for box in boxes])
-        return self.results(boxes, self.classify(faces))
+            return [FaceResult(tuple(int(v) for v in box), angle=float(a)) for box, a in zip(boxes, angles)]
+        gray = to_gray(image)
+        faces = np.stack([crop_square(gray, self.detector.chip_box(box, angle), angle=angle)
+                          for box, angle in zip(boxes, angles)])
+        return self.results(boxes, angles, self.classify(faces))
 
 
 GENDER_COLOURS = {"male": (255, 160, 0), "female": (80, 80, 255)}  # BGR

@@ -5,7 +5,7 @@ import time
 
 import cv2
 
-from agegender.faces import HaarDetector, VideoFaceFinder, to_gray
+from agegender.faces import VideoFaceFinder, to_gray
 from agegender.predict import draw, partial_path
 
 
@@ -63,9 +63,7 @@ def run(predictor, source, out=None, display=False, max_frames=None, on_frame=No
     detecting and classifying.
     """
     capture, what = open_source(source)
-    # Reusing boxes needs the cascade's own search; other detectors search every frame in full.
-    find_faces = VideoFaceFinder(predictor.detector) if isinstance(predictor.detector, HaarDetector) \
-        else predictor.detector
+    find_faces = VideoFaceFinder(predictor.detector)
     writer = None
     frames = faces = 0
     read_seconds = detect_seconds = classify_seconds = 0.0
@@ -81,9 +79,9 @@ def run(predictor, source, out=None, display=False, max_frames=None, on_frame=No
                 break
             gray = to_gray(frame)
             read = time.perf_counter()
-            boxes = find_faces(gray)
+            boxes, angles = find_faces(frame)
             detected = time.perf_counter()
-            results = predictor(gray, boxes)
+            results = predictor(gray, boxes, angles)
             classified = time.perf_counter()
             read_seconds += read - frame_started
             detect_seconds += detected - read

@@ -23,6 +23,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from agegender.faces import DEFAULT_DETECTOR, DETECTORS  # noqa: E402  (OpenCV only, no TensorFlow)
 from face_video import SHARED_UTKFACE, make_face_video  # noqa: E402
 
 # agegender.predict.ENGINES; importing it would load TensorFlow into this process, whose children (the
@@ -160,15 +161,15 @@ def real_time(arguments, work):
     video = make_face_video(os.path.join(work, "faces.mp4"), [os.path.join(arguments.faces, n) for n in names],
                             frames=300)
     table = []
-    for engine in ENGINES:
+    for detector, engine in [(detector, engine) for detector in arguments.detectors for engine in ENGINES]:
         rows = []
         for _ in range(arguments.repeats):
             stdout, _, _ = run([sys.executable, "joint/real_time.py", "--source", video, "--model", arguments.model,
-                                "--no-display", "--json", "--engine", engine])
+                                "--no-display", "--json", "--engine", engine, "--detector", detector])
             rows.append(json.loads(stdout[stdout.index("{"):]))
         median = {key: statistics.median(row[key] for row in rows)
                   for key in ("mean_fps", "read_ms_per_frame", "detect_ms_per_frame", "classify_ms_per_frame")}
-        table.append((f"real time, 640x480, one face ({engine})", f"{median['mean_fps']:.1f} FPS (per frame: "
+        table.append((f"real time, 640x480, one face ({detector}, {engine})", f"{median['mean_fps']:.1f} FPS (per frame: "
                       f"read {median['read_ms_per_frame']:.1f} ms, detect {median['detect_ms_per_frame']:.1f} ms, "
                       f"classify {median['classify_ms_per_frame']:.1f} ms)", "goal >= 30 FPS, every frame classified"))
     return table
@@ -204,6 +205,8 @@ def main():
                         help="store whose test split the accuracy stage scores (default: data/utk)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is shown")
     parser.add_argument("--train-epochs", type=int, default=2, help="epochs of the training measurement")
+    parser.add_argument("--detectors", nargs="+", choices=list(DETECTORS), default=[DEFAULT_DETECTOR],
+                        help="face detectors of the real-time measurement (default: the default one)")
     parser.add_argument("--only", nargs="+", choices=list(STAGES), help="measure only these stages")
     arguments = parser.parse_args()
     description, arguments.peak = machine()

@@ -1,51 +1,57 @@
-"""Measure how the Haar cascade's box sits on a UTKFace chip, to frame inference crops like the chips.
+"""Measure how each detector's box sits on a UTKFace chip, to frame inference crops like the chips.
 
-Each chip is placed in a larger image (its border repeated, or a flat grey), as a face in a photo has
-surroundings; the cascade's box is then compared with the chip. Inside the bare 200 px chip the
-cascade cannot return a box larger than the chip, so a measurement there comes out too small.
+The chips are the store's train faces (never its test faces, which bench/scene_benchmark.py scores),
+pasted into scenes exactly as the scene benchmark pastes them: at random sizes, places, rotations
+within 15 degrees and brightness, among other things (a face in a photo has surroundings). For each
+face a detector finds, its box is compared with the pasted chip: the median box side and the median
+offset of the chip's centre from the box's centre (along the face's eye line and across it, where the
+detector finds the eyes) give the two constants of that detector's framing.
 
-    python bench/calibrate_framing.py            # prints the constants faces.py uses
+    python bench/calibrate_framing.py                     # every detector installed
+    python bench/calibrate_framing.py --detectors dlib --scenes 100
 """
 import argparse
 import os
 import sys
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from agegender.faces import HaarDetector  # noqa: E402
-from face_video import SHARED_UTKFACE  # noqa: E402
+from agegender.faces import DETECTORS, make_detector  # noqa: E402
+from scene_benchmark import ROOT, SHARED_UTKFACE, installed_detectors, match, scenes, split_faces  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--faces", default=SHARED_UTKFACE)
-    parser.add_argument("--count", type=int, default=2000, help="chips to measure, spread over the folder")
+    parser.add_argument("--data", default=os.path.join(ROOT, "data", "utk"), help="store (default: data/utk)")
+    parser.add_argument("--faces", default=SHARED_UTKFACE, help="UTKFace folder (default: ../shared/data/utkface)")
+    parser.add_argument("--detectors", nargs="+", choices=list(DETECTORS), help="default: every one installed")
+    parser.add_argument("--scenes", type=int, default=300, help="scenes of train faces (default: 300)")
+    parser.add_argument("--seed", type=int, default=7)
     arguments = parser.parse_args()
-    names = sorted(os.listdir(arguments.faces))
-    names = names[::max(1, len(names) // arguments.count)][:arguments.count]
-    detector = HaarDetector()
-    measured = {"bare chip": [], "border repeated": [], "flat grey": []}
-    for name in names:
-        chip = cv2.imread(os.path.join(arguments.faces, name), cv2.IMREAD_GRAYSCALE)
-        if chip is None or chip.shape != (200, 200):
-            continue
-        for setting, (image, offset) in {
-                "bare chip": (chip, 0),
-                "border repeated": (cv2.copyMakeBorder(chip, 100, 100, 100, 100, cv2.BORDER_REPLICATE), 100),
-                "flat grey": (cv2.copyMakeBorder(chip, 100, 100, 100, 100, cv2.BORDER_CONSTANT, value=120), 100),
-        }.items():
-            boxes = detector(image)
-            if len(boxes) == 1:
-                x, y, w, h = boxes[0]
-                measured[setting].append((w, (y + h / 2 - offset) - 100))
-    print(f"{len(names)} chips of {arguments.faces}")
-    for setting, rows in measured.items():
-        sides, centres = np.median(np.array(rows), axis=0)
-        print(f"{setting:16s} found in {len(rows) / len(names):5.1%}: box {sides:.1f} px, centred "
-              f"{-centres:.1f} px above the chip's centre -> CHIP_SCALE = 200 / {sides:.1f}, "
-              f"CHIP_DOWN_SHIFT = {-centres:.1f} / {sides:.1f}")
+    paths, _, _ = split_faces(arguments.data, arguments.faces, split="train")
+    scene_list = list(scenes(arguments.scenes, arguments.seed, paths))
+    faces = sum(len(f) for _, f in scene_list)
+    print(f"{arguments.scenes} scenes holding {faces} train faces of {arguments.data}, seed {arguments.seed}")
+    for name in arguments.detectors or installed_detectors():
+        detector = make_detector(name)
+        measured = []  # per face found: box side, and the chip centre's offset from the box centre, in chip sides
+        for image, truth in scene_list:
+            boxes, angles = detector.detect(image)
+            for b, f in match(boxes, truth):
+                x, y, w, h = boxes[b]
+                _, (centre_x, centre_y), chip_side, _ = truth[f]
+                # The offset along the face's own axes: its eye line (where the detector finds eyes) and
+                # the downward perpendicular to it, as chip_box applies it.
+                tilt = np.radians(angles[b])
+                offset_x, offset_y = centre_x - x - w / 2, centre_y - y - h / 2
+                measured.append((max(w, h) / chip_side,
+                                 (np.cos(tilt) * offset_x + np.sin(tilt) * offset_y) / chip_side,
+                                 (-np.sin(tilt) * offset_x + np.cos(tilt) * offset_y) / chip_side))
+        side, right, down = np.median(np.array(measured), axis=0)
+        print(f"{name:10s} found {len(measured) / faces:6.1%}: box side {side:.3f} chip sides, chip centre "
+              f"{down:+.3f} chip sides below and {right:+.3f} right of the box centre -> "
+              f"chip_scale, chip_down_shift = {1 / side:.3f}, {down / side:.3f}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
 
 from agegender import video  # noqa: E402
+from agegender.faces import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS  # noqa: E402
 from agegender.model import ModelError  # noqa: E402
 from agegender.predict import BUNDLED_MODEL, ENGINES, Predictor  # noqa: E402
 
@@ -23,7 +24,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default="0", help="camera index or video file (default: camera 0)")
     parser.add_argument("--model", default=BUNDLED_MODEL, help="model folder (default: the bundled model)")
-    parser.add_argument("--detector", choices=("haar", "mtcnn"), default="haar")
+    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
     parser.add_argument("--engine", choices=ENGINES, default="tensorflow",
                         help="run the model with TensorFlow, or convert it to TFLite when starting (1-2 s), "
                              "which classifies a face about 2x faster on a CPU")

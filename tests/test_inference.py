@@ -93,7 +93,7 @@ def test_all_faces_of_an_image_are_classified_in_one_batch_with_the_same_answers
     results = predictor(photo)
     assert len(results) == 3
     for result in results:
-        (alone,) = predictor(photo, boxes=[result.box])
+        (alone,) = predictor(photo, boxes=[result.box], angles=[result.angle])
         assert alone.labels == result.labels
         assert all(abs(alone.probabilities[t] - result.probabilities[t]) < 1e-5 for t in result.labels)
 

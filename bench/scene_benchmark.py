@@ -1,0 +1,392 @@
+"""Faces in scenes: how many faces each detector finds, how many it invents, and what the model then gets right.
+
+Scenes are built only from the store's test faces (the original 200x200 RGB chips its index.csv names),
+never from faces the model was trained on. Each scene is 640x480 or larger, with a background drawn
+from random textures, gradients, stripes, clutter of shapes and matplotlib's sample terrain and
+pictures (nothing of the faces' own colours), and 0 to 4 faces, each pasted at a random size (60 to
+400 px), place, rotation (within 15 degrees) and brightness, its square edge feathered into the scene.
+Scenes are seeded: scene i is the same in every run and with any --limit.
+
+    python bench/scene_benchmark.py                          # 300 scenes, every detector installed
+    python bench/scene_benchmark.py --detectors haar blazeface --limit 100 --model runs/x/model
+    python bench/scene_benchmark.py --save-scenes out/scenes --limit 20   # look at them
+
+Per detector: recall (faces found), false faces per scene (boxes on no face, or a second box on one),
+gender and age-group accuracy per scene face (a face not found counts wrong) and per found face,
+beside the same faces scored as chips (the store's crops, no detection), and detection time per scene.
+A box finds a face when its centre lies within 0.3 face sides of the face's centre and its side is
+0.3 to 1.5 face sides; each face and each box is matched at most once.
+"""
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+
+import cv2
+import matplotlib
+import matplotlib.cbook
+import matplotlib.colors
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from agegender.faces import DETECTORS, crop_square, to_gray  # noqa: E402
+from agegender.labels import GENDER_NAMES  # noqa: E402
+from agegender.predict import BUNDLED_MODEL, Predictor  # noqa: E402
+from agegender.store import load_split, read_manifest  # noqa: E402
+from face_video import SHARED_UTKFACE  # noqa: E402
+
+SCENE_SIZES = ((640, 480), (800, 600), (1024, 768), (1280, 960), (768, 1024))  # width, height
+FACE_SIDES = (60, 400)       # pasted chip side in pixels, drawn log-uniformly
+MAX_ROTATION = 15            # degrees either way
+FACES_PER_SCENE = {0: 0.15, 1: 0.5, 2: 0.15, 3: 0.12, 4: 0.08}  # probabilities
+CHIP_SIDE = 200
+SIZE_EDGES, SIZE_NAMES = (100, 200), ("60-99px", "100-199px", "200-400px")  # recall by face size
+
+
+def split_faces(store, faces_folder, split="test"):
+    """A split's chips: (paths of the original chips, stored 128x128 crops, labels), in the store's order."""
+    images, labels = load_split(store, split)
+    with open(os.path.join(store, split, "index.csv"), newline="", encoding="utf-8") as file:
+        rows = sorted(csv.DictReader(file), key=lambda row: (int(row["shard"]), int(row["row"])))
+    if len(rows) != len(images):
+        raise SystemExit(f"error: {store}: {split}/index.csv lists {len(rows)} faces, the shards hold {len(images)}")
+    paths = []
+    for row in rows:
+        dataset, name = row["key"].split("/", 1)
+        if dataset != "utkface":
+            raise SystemExit(f"error: {store}: scenes are built from UTKFace chips; {row['key']} is not one")
+        paths.append(os.path.join(faces_folder, name))
+    return paths, images, labels
+
+
+# ---- backgrounds: nothing of a face's colours, a variety of edges and textures ---------------------------
+
+def random_colour(rng):
+    return rng.integers(0, 256, 3).astype(np.float32)
+
+
+def noise_texture(rng, width, height):
+    """Coloured noise summed over a few scales, like foliage, gravel or fabric."""
+    texture = np.zeros((height, width, 3), np.float32)
+    for cell in rng.choice([4, 8, 16, 32, 64], size=3, replace=False):
+        small = rng.normal(0, 1, (height // cell + 2, width // cell + 2, 3)).astype(np.float32)
+        texture += cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    texture = (texture - texture.min()) / (np.ptp(texture) + 1e-6)
+    return random_colour(rng) * texture + random_colour(rng) * (1 - texture)
+
+
+def gradient(rng, width, height):
+    angle = rng.uniform(0, 2 * np.pi)
+    x, y = np.meshgrid(np.linspace(0, 1, width), np.linspace(0, 1, height))
+    ramp = (np.cos(angle) * x + np.sin(angle) * y)[..., None]
+    ramp = (ramp - ramp.min()) / (np.ptp(ramp) + 1e-6)
+    return random_colour(rng) * ramp + random_colour(rng) * (1 - ramp) + rng.normal(0, 4, (height, width, 3))
+
+
+def stripes(rng, width, height):
+    angle, period = rng.uniform(0, np.pi), rng.uniform(8, 120)
+    x, y = np.meshgrid(np.arange(width), np.arange(height))
+    wave = np.sin((np.cos(angle) * x + np.sin(angle) * y) * 2 * np.pi / period)
+    if rng.random() < 0.5:  # a checkerboard
+        wave = wave * np.sin((-np.sin(angle) * x + np.cos(angle) * y) * 2 * np.pi / period)
+    level = (np.sign(wave) if rng.random() < 0.5 else wave)[..., None] * 0.5 + 0.5
+    return random_colour(rng) * level + random_colour(rng) * (1 - level)
+
+
+def clutter(rng, width, height):
+    """Rectangles, circles, lines and matplotlib's sample pictures on a plain ground, as a desk or a shelf."""
+    canvas = np.empty((height, width, 3), np.float32)
+    canvas[:] = random_colour(rng)
+    for _ in range(rng.integers(8, 40)):
+        colour = tuple(float(c) for c in random_colour(rng))
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        size = int(rng.integers(10, max(11, min(width, height) // 3)))
+        kind = rng.integers(0, 4)
+        if kind == 0:
+            cv2.rectangle(canvas, (x, y), (x + size, y + int(size * rng.uniform(0.3, 2))), colour, -1)
+        elif kind == 1:
+            cv2.circle(canvas, (x, y), size // 2, colour, -1)
+        elif kind == 2:
+            cv2.line(canvas, (x, y), (int(rng.integers(0, width)), int(rng.integers(0, height))), colour,
+                     int(rng.integers(1, 8)))
+        else:
+            picture = SAMPLE_PICTURES[int(rng.integers(0, len(SAMPLE_PICTURES)))]
+            paste_picture(canvas, picture, x, y, size)
+    return canvas
+
+
+def terrain(rng, width, height):
+    """Matplotlib's sample elevation maps, shaded and coloured with a random colour map."""
+    elevation = SAMPLE_TERRAIN[int(rng.integers(0, len(SAMPLE_TERRAIN)))]
+    rows, cols = elevation.shape
+    crop_h, crop_w = int(rows * rng.uniform(0.4, 1)), int(cols * rng.uniform(0.4, 1))
+    top, left = int(rng.integers(0, rows - crop_h + 1)), int(rng.integers(0, cols - crop_w + 1))
+    patch = elevation[top:top + crop_h, left:left + crop_w]
+    shade = matplotlib.colors.LightSource(azdeg=rng.uniform(0, 360), altdeg=rng.uniform(20, 60))
+    colour_map = matplotlib.colormaps[rng.choice(["terrain", "gist_earth", "viridis", "copper", "ocean", "cividis"])]
+    rgb = shade.shade(patch, cmap=colour_map, blend_mode="soft")[..., :3] * 255
+    return cv2.resize(rgb.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)[..., ::-1]
+
+
+BACKGROUNDS = (noise_texture, gradient, stripes, clutter, terrain)
+
+
+def load_samples():
+    """matplotlib's sample elevation maps and its non-face pictures (a present, its logo)."""
+    dem = matplotlib.cbook.get_sample_data("jacksboro_fault_dem.npz")["elevation"]
+    topo = matplotlib.cbook.get_sample_data("topobathy.npz")["topo"]
+    pictures = []
+    for name in ("Minduka_Present_Blue_Pack.png", "logo2.png"):
+        rgba = cv2.imread(str(matplotlib.cbook.get_sample_data(name, asfileobj=False)), cv2.IMREAD_UNCHANGED)
+        pictures.append(rgba.astype(np.float32))
+    return [dem.astype(np.float64), topo.astype(np.float64)], pictures
+
+
+SAMPLE_TERRAIN, SAMPLE_PICTURES = load_samples()
+
+
+def paste_picture(canvas, rgba, x, y, size):
+    """Paste a BGRA picture, its longer side `size`, at (x, y), clipped to the canvas."""
+    scale = size / max(rgba.shape[:2])
+    picture = cv2.resize(rgba, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    h, w = min(picture.shape[0], canvas.shape[0] - y), min(picture.shape[1], canvas.shape[1] - x)
+    alpha = picture[:h, :w, 3:] / 255
+    canvas[y:y + h, x:x + w] = alpha * picture[:h, :w, :3] + (1 - alpha) * canvas[y:y + h, x:x + w]
+
+
+# ---- scenes ----------------------------------------------------------------------------------------------
+
+def feathered_mask(side, feather=0.08):
+    """1 inside the chip, falling to 0 over its outer `feather` fraction: no hard square edge."""
+    ramp = np.clip(np.minimum(np.arange(side), np.arange(side)[::-1]) / (feather * side), 0, 1)
+    return np.outer(ramp, ramp).astype(np.float32)
+
+
+def chip_to_scene(centre, side, angle):
+    """The affine transform taking a chip's pixels to the scene's: scaled, rotated about its centre, moved."""
+    transform = cv2.getRotationMatrix2D((CHIP_SIDE / 2, CHIP_SIDE / 2), angle, side / CHIP_SIDE)
+    transform[:, 2] += np.array(centre) - CHIP_SIDE / 2
+    return transform
+
+
+def paste_face(scene, chip, centre, side, angle, gain, bias):
+    """Paste a chip scaled to `side` px, rotated by `angle` degrees about its centre, brightness changed."""
+    height, width = scene.shape[:2]
+    transform = chip_to_scene(centre, side, angle)
+    face = np.clip(chip.astype(np.float32) * gain + bias, 0, 255)
+    interpolation = cv2.INTER_AREA if side < CHIP_SIDE else cv2.INTER_LINEAR
+    face = cv2.warpAffine(face, transform, (width, height), flags=interpolation)
+    alpha = cv2.warpAffine(feathered_mask(CHIP_SIDE), transform, (width, height))[..., None]
+    scene *= 1 - alpha
+    scene += alpha * face
+
+
+def place_faces(rng, count, width, height):
+    """(centre, side) of `count` faces that do not overlap and lie inside the scene."""
+    placed = []
+    largest = min(FACE_SIDES[1], 0.75 * min(width, height))
+    for _ in range(count):
+        for _attempt in range(100):
+            side = float(np.exp(rng.uniform(np.log(FACE_SIDES[0]), np.log(largest))))
+            reach = side * 0.6  # half the diagonal of a square rotated by up to 15 degrees, and a little
+            centre = (rng.uniform(reach, width - reach), rng.uniform(reach, height - reach))
+            if all(np.hypot(centre[0] - c[0], centre[1] - c[1]) > 0.75 * (side + s) for c, s in placed):
+                placed.append((centre, side))
+                break
+    return placed
+
+
+def make_scene(seed, index, chips):
+    """Scene `index`: (BGR uint8 image, [(face number, centre, side, angle)]); chips(count) gives the next faces."""
+    rng = np.random.default_rng([seed, index])
+    width, height = SCENE_SIZES[int(rng.integers(0, len(SCENE_SIZES)))]
+    scene = BACKGROUNDS[int(rng.integers(0, len(BACKGROUNDS)))](rng, width, height).astype(np.float32)
+    count = int(rng.choice(list(FACES_PER_SCENE), p=list(FACES_PER_SCENE.values())))
+    faces = []
+    for (centre, side), (number, chip) in zip(place_faces(rng, count, width, height), chips(count)):
+        angle = rng.uniform(-MAX_ROTATION, MAX_ROTATION)
+        paste_face(scene, chip, centre, side, angle, rng.uniform(0.6, 1.3), rng.uniform(-25, 25))
+        faces.append((number, centre, side, angle))
+    return np.clip(scene, 0, 255).astype(np.uint8), faces
+
+
+def scenes(count, seed, paths):
+    """Yield (image, faces) for the first `count` scenes; faces are drawn without replacement, seeded."""
+    order = np.random.default_rng(seed).permutation(len(paths))
+    state = {"next": 0}
+
+    def chips(n):
+        numbers = [int(order[(state["next"] + k) % len(order)]) for k in range(n)]
+        state["next"] += n
+        return [(number, cv2.imread(paths[number], cv2.IMREAD_COLOR)) for number in numbers]
+
+    for index in range(count):
+        yield make_scene(seed, index, chips)
+
+
+# ---- scoring ---------------------------------------------------------------------------------------------
+
+def match(boxes, faces):
+    """Pairs (box index, face index) of boxes on faces, closest first, each used once."""
+    pairs = []
+    for b, (x, y, w, h) in enumerate(boxes):
+        side = max(w, h)
+        for f, (_, (cx, cy), face_side, _) in enumerate(faces):
+            distance = np.hypot(x + w / 2 - cx, y + h / 2 - cy)
+            if distance < 0.3 * face_side and 0.3 * face_side < side < 1.5 * face_side:
+                pairs.append((distance, b, f))
+    used_boxes, used_faces, matched = set(), set(), []
+    for _, b, f in sorted(pairs):
+        if b not in used_boxes and f not in used_faces:
+            used_boxes.add(b)
+            used_faces.add(f)
+            matched.append((b, f))
+    return matched
+
+
+def measure(detector_name, model, scene_list, truth, chip_answers):
+    """One detector's figures over the scenes; chip_answers: per face number, (gender, group) from chips."""
+    predictor = Predictor(model, detector_name)
+    group_names = predictor.description["classes"]["age"]
+    predictor(scene_list[0][0])  # warm-up: first calls allocate and trace
+    faces_total = found = false_faces = 0
+    seconds = 0.0
+    rows = []  # per scene face: (found, gender right, group right, chip gender right, chip group right)
+    sides = []
+    for image, faces in scene_list:
+        started = time.perf_counter()
+        boxes, angles = predictor.detector.detect(image)
+        seconds += time.perf_counter() - started
+        results = predictor(image, boxes, angles) if len(boxes) else []
+        matched = dict((f, b) for b, f in match(boxes, faces))
+        false_faces += len(boxes) - len(matched)
+        for f, (number, _, side, _) in enumerate(faces):
+            sides.append(side)
+            gender, group = truth["gender"][number], truth["age_group"][number]
+            chip_gender, chip_group = chip_answers[number]
+            if f in matched:
+                labels = results[matched[f]].labels
+                rows.append((True, labels["gender"] == GENDER_NAMES[gender], labels["age"] == group_names[group],
+                             chip_gender == gender, chip_group == group))
+            else:
+                rows.append((False, False, False, chip_gender == gender, chip_group == group))
+        faces_total += len(faces)
+        found += len(matched)
+    rows = np.array(rows, dtype=bool).reshape(-1, 5)
+    on_found = rows[rows[:, 0]]
+    size_group = np.searchsorted(SIZE_EDGES, sides, side="right")
+    return {
+        "scenes": len(scene_list), "faces": faces_total, "found": found,
+        "recall": found / max(faces_total, 1), "false_faces_per_scene": false_faces / len(scene_list),
+        "gender_per_face": rows[:, 1].mean(), "age_group_per_face": rows[:, 2].mean(),
+        "gender_chips": rows[:, 3].mean(), "age_group_chips": rows[:, 4].mean(),
+        "gender_found": on_found[:, 1].mean(), "age_group_found": on_found[:, 2].mean(),
+        "gender_chips_found": on_found[:, 3].mean(), "age_group_chips_found": on_found[:, 4].mean(),
+        "detect_ms_per_scene": 1000 * seconds / len(scene_list),
+        **{f"recall_{name}": rows[size_group == group, 0].mean() for group, name in enumerate(SIZE_NAMES)},
+    }
+
+
+def placed_face_accuracy(predictor, scene_list, truth):
+    """Gender and age-group accuracy on the faces cut out of the scenes at their true place, with no
+    detector: 'upright' undoes the rotation too; 'rotated' takes the axis-aligned square a perfect box
+    would give. What the scenes' sizes, brightness and rotations cost, apart from any detector."""
+    crops = {"upright": [], "rotated": []}
+    labels = []
+    for image, faces in scene_list:
+        gray = to_gray(image)
+        for number, centre, side, angle in faces:
+            chip = cv2.warpAffine(gray, cv2.invertAffineTransform(chip_to_scene(centre, side, angle)),
+                                  (CHIP_SIDE, CHIP_SIDE), flags=cv2.INTER_LINEAR)
+            crops["upright"].append(crop_square(chip, (0, 0, CHIP_SIDE, CHIP_SIDE)))
+            crops["rotated"].append(crop_square(gray, (centre[0] - side / 2, centre[1] - side / 2, side, side)))
+            labels.append((truth["gender"][number], truth["age_group"][number]))
+    labels = np.array(labels)
+    accuracy = {}
+    for kind, faces in crops.items():
+        answers = predictor.classify(np.stack(faces))
+        accuracy[kind] = ((answers["gender"].argmax(1) == labels[:, 0]).mean(),
+                          (answers["age"].argmax(1) == labels[:, 1]).mean())
+    return accuracy
+
+
+def installed_detectors():
+    names = []
+    for name, detector in DETECTORS.items():
+        try:
+            detector()
+            names.append(name)
+        except RuntimeError as error:
+            print(f"skipping {name}: {error}", file=sys.stderr)
+    return names
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=os.path.join(ROOT, "data", "utk"), help="store (default: data/utk)")
+    parser.add_argument("--faces", default=SHARED_UTKFACE, help="UTKFace folder (default: ../shared/data/utkface)")
+    parser.add_argument("--model", default=BUNDLED_MODEL, help="model folder (default: the bundled model)")
+    parser.add_argument("--detectors", nargs="+", choices=list(DETECTORS), help="default: every one installed")
+    parser.add_argument("--scenes", type=int, default=300, help="scenes to build (default: 300)")
+    parser.add_argument("--limit", type=int,
+                        help="score only the first N scenes (the same scenes as in a full run)")
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--save-scenes", help="also write the scenes as JPEG files into this folder")
+    parser.add_argument("--json", help="write the figures here as JSON")
+    arguments = parser.parse_args()
+    count = min(arguments.scenes, arguments.limit or arguments.scenes)
+    edges = read_manifest(arguments.data)["age_edges"]
+    paths, chips, truth = split_faces(arguments.data, arguments.faces)
+    print(f"building {count} scenes from the {len(paths)} test faces of {arguments.data} ...", file=sys.stderr)
+    scene_list = list(scenes(count, arguments.seed, paths))
+    if arguments.save_scenes:
+        os.makedirs(arguments.save_scenes, exist_ok=True)
+        for index, (image, _) in enumerate(scene_list):
+            cv2.imwrite(os.path.join(arguments.save_scenes, f"scene-{index:04d}.jpg"), image)
+    used = sorted({number for _, faces in scene_list for number, _, _, _ in faces})
+    chip_predictor = Predictor(arguments.model, use_model=True)
+    if list(chip_predictor.description["age_edges"]) != list(edges):
+        raise SystemExit(f"error: {arguments.model}: age edges {chip_predictor.description['age_edges']} "
+                         f"differ from the store's {edges}")
+    answers = chip_predictor.classify(chips[used])
+    chip_answers = dict(zip(used, zip(answers["gender"].argmax(1), answers["age"].argmax(1))))
+    placed = placed_face_accuracy(chip_predictor, scene_list, truth)
+    names = arguments.detectors or installed_detectors()
+    figures = {}
+    for name in names:
+        print(f"detecting with {name} ...", file=sys.stderr, flush=True)
+        figures[name] = measure(name, arguments.model, scene_list, truth, chip_answers)
+    faces = sum(len(f) for _, f in scene_list)
+    empty = sum(not f for _, f in scene_list)
+    print(f"{count} scenes ({empty} without a face), {faces} test faces of {arguments.data}, seed "
+          f"{arguments.seed}, model {os.path.relpath(arguments.model, ROOT)}; chips: gender "
+          f"{figures[names[0]]['gender_chips']:.1%}, age group {figures[names[0]]['age_group_chips']:.1%}. The same "
+          f"faces cut from the scenes where they were pasted, no detector: upright (rotation undone) gender "
+          f"{placed['upright'][0]:.1%}, age group {placed['upright'][1]:.1%}; as rotated gender "
+          f"{placed['rotated'][0]:.1%}, age group {placed['rotated'][1]:.1%}.\n")
+    print("| detector | recall | false faces/scene | gender per face (chips) | age group per face (chips) "
+          "| gender on found faces (same as chips) | age group on found faces (same as chips) | detection ms/scene |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, row in figures.items():
+        print(f"| {name} | {row['recall']:.1%} | {row['false_faces_per_scene']:.3f} "
+              f"| {row['gender_per_face']:.1%} ({row['gender_chips']:.1%}) "
+              f"| {row['age_group_per_face']:.1%} ({row['age_group_chips']:.1%}) "
+              f"| {row['gender_found']:.1%} ({row['gender_chips_found']:.1%}) "
+              f"| {row['age_group_found']:.1%} ({row['age_group_chips_found']:.1%}) "
+              f"| {row['detect_ms_per_scene']:.0f} |")
+    print("\n| detector | " + " | ".join(f"recall, faces of {name}" for name in SIZE_NAMES) + " |")
+    print("| --- |" + " --- |" * len(SIZE_NAMES))
+    for name, row in figures.items():
+        print(f"| {name} | " + " | ".join(f"{row[f'recall_{size}']:.1%}" for size in SIZE_NAMES) + " |")
+    if arguments.json:
+        with open(arguments.json, "w", encoding="utf-8") as file:
+            json.dump({"scenes": count, "faces": faces, "seed": arguments.seed, "model": arguments.model,
+                       "detectors": {n: {k: float(v) for k, v in row.items()} for n, row in figures.items()}},
+                      file, indent=2)
+
+
+if __name__ == "__main__":
+    main()
