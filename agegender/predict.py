@@ -15,7 +15,7 @@ from agegender.export import in_memory_tflite_runner, model_runner
 from agegender.model import expected_age, load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUNDLED_MODEL = os.path.join(ROOT, "models", "joint")  # trained by the project's own scripts; see its README
+BUNDLED_MODEL = os.path.join(ROOT, "models", "improved")  # the most accurate model within the real-time budget; see its README
 ENGINES = {"tensorflow": model_runner, "tflite": in_memory_tflite_runner}  # model -> faces -> probabilities
 
 
