@@ -10,6 +10,8 @@ cannot return a box larger than the image; it then also misses half the faces.)
 import cv2
 import numpy as np
 
+from agegender.errors import AgeGenderError
+
 FACE_SIZE = 128  # side of the square grayscale crop the model sees
 
 CHIP_SCALE = 200 / 207      # chip side / detector box side
@@ -42,6 +44,10 @@ def crop_square(gray, region, size=FACE_SIZE):
     return cv2.resize(face, (size, size), interpolation=interpolation)
 
 
+class DetectorError(AgeGenderError):
+    """A face detector that cannot be set up (its model file or package is missing)."""
+
+
 def to_gray(image):
     """Grayscale view of a BGR or already-gray image."""
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
@@ -58,7 +64,7 @@ class HaarDetector:
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():
-            raise RuntimeError(f"cannot load the Haar cascade {path}: is opencv-python < 5 installed?")
+            raise DetectorError(f"cannot load the Haar cascade {path}: is opencv-python < 5 installed?")
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         self.min_size = min_size
@@ -125,7 +131,7 @@ class MtcnnDetector:
         try:
             from mtcnn import MTCNN  # optional: only users who ask for it need the package
         except ImportError:
-            raise RuntimeError("the MTCNN detector needs the mtcnn package: pip install mtcnn") from None
+            raise DetectorError("the MTCNN detector needs the mtcnn package: pip install mtcnn") from None
         self.mtcnn = MTCNN()
         self.min_confidence = min_confidence
 

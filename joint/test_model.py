@@ -9,7 +9,6 @@ exact-age head), confusion matrices (PNG), and accuracy per gender, age group an
 between groups of people are visible.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -17,9 +16,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import numpy as np  # noqa: E402
 
-from agegender import evaluate, labels, pipeline, plots, sources, store, wash  # noqa: E402
-from agegender.model import TASK_LABEL, ModelError, expected_age  # noqa: E402
-from agegender.predict import BUNDLED_MODEL, ImageError, Predictor, label_image_file  # noqa: E402
+from agegender import atomic, cli, evaluate, labels, pipeline, plots, sources, store, wash  # noqa: E402
+from agegender.model import TASK_LABEL, expected_age  # noqa: E402
+from agegender.predict import BUNDLED_MODEL, Predictor, label_image_file  # noqa: E402
 from agegender.progress import Progress  # noqa: E402
 
 
@@ -96,31 +95,28 @@ def print_figures(figures):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=BUNDLED_MODEL, help="model folder (default: the bundled model)")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--data", help="a store written by others/wash_data.py, or a raw UTKFace folder")
     what.add_argument("--image", help="an image whose faces to classify")
     parser.add_argument("--split", choices=store.SPLITS, default="test", help="split of a store (default test)")
-    parser.add_argument("--out", default="out/evaluation", help="folder for confusion matrices / annotated image")
-    parser.add_argument("--json", help="write every figure to this JSON file")
+    parser.add_argument("--out", default="out/evaluation", type=cli.output_folder, help="folder for confusion matrices / annotated image")
+    parser.add_argument("--json", type=cli.output_file, help="write every figure to this JSON file")
     arguments = parser.parse_args()
-    try:
-        predictor = Predictor(arguments.model)
-        if arguments.image:
-            results, figures = label_image_file(predictor, arguments.image, arguments.out)
-            print(f"{arguments.image}: {len(results)} face(s) -> {figures['annotated']}")
-            for number, result in enumerate(results, 1):
-                print(f"  face {number} at {result.box}: {result.caption()}")
-        else:
-            figures = {"model": os.path.abspath(arguments.model), "data": os.path.abspath(arguments.data),
-                       **evaluate_model(predictor, labelled_batches(arguments.data, arguments.split), arguments.out)}
-            print_figures({task: figures[task] for task in predictor.description["classes"]})
-        if arguments.json:
-            store.write_json_atomically(arguments.json, figures)
-    except (ModelError, ImageError, store.StoreError, sources.SourceError) as error:
-        sys.exit(f"error: {error}")
+    predictor = Predictor(arguments.model)
+    if arguments.image:
+        results, figures = label_image_file(predictor, arguments.image, arguments.out)
+        print(f"{arguments.image}: {len(results)} face(s) -> {figures['annotated']}")
+        for number, result in enumerate(results, 1):
+            print(f"  face {number} at {result.box}: {result.caption()}")
+    else:
+        figures = {"model": os.path.abspath(arguments.model), "data": os.path.abspath(arguments.data),
+                   **evaluate_model(predictor, labelled_batches(arguments.data, arguments.split), arguments.out)}
+        print_figures({task: figures[task] for task in predictor.description["classes"]})
+    if arguments.json:
+        atomic.write_json(arguments.json, figures)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)
