@@ -2,7 +2,8 @@
 
 Data flows one way, and each module imports only what lies upstream of it:
 labels -> faces -> sources -> wash -> store -> pipeline -> model -> evaluate, plots -> train, and
-model -> export (SavedModel, TFLite) -> predict -> video.
+model -> export (SavedModel, TFLite) -> predict -> video. Beneath them all: errors (the base exception),
+atomic (files and folders renamed into place), quiet_tensorflow; above them, cli (the scripts' options).
 """
 import os
 

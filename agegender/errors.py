@@ -11,6 +11,6 @@ class AgeGenderError(Exception):
 
 
 def tensorflow_message(error):
-    """The readable part of a tf.errors.OpError (a full disk while TensorFlow writes, say): without the
-    names of the graph function and op it came from."""
-    return error.message.split("}}")[-1].split(" [Op:")[0].strip()
+    """The readable part of a tf.errors.OpError: without the graph function and op it came from, nor the
+    temporary file a write failed on ("<file>; No space left on device")."""
+    return error.message.split("}}")[-1].split(" [Op:")[0].rsplit("; ", 1)[-1].strip()

@@ -560,10 +560,15 @@ def start_run(arguments, config):
     atomic.write_json(os.path.join(run, "config.json"), {**asdict(config), "data": os.path.abspath(arguments.data)})
 
 
+def checkpointed_epochs(run):
+    """The epochs --resume would continue after: those of the last checkpoint written whole."""
+    latest = tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))
+    return int(latest.rsplit("-", 1)[-1]) if latest else 0
+
+
 def main(tasks, description):
     """Entry point of gender/gender.py, age/age.py and joint/jointly.py."""
     arguments, config = parse_arguments(tasks, description)
-    trainer = None
     try:
         strategy = make_strategy(arguments.strategy)
         if is_chief(strategy):
@@ -590,16 +595,15 @@ def main(tasks, description):
             else:
                 print(f"{arguments.run}: no checkpoint to resume; starting at epoch 1", flush=True)
         metrics = trainer.fit(quiet=arguments.quiet)
+    except (atomic.WriteError, tf.errors.OpError) as error:  # writing the run failed: a full disk, say
+        problem = error if isinstance(error, atomic.WriteError) else f"{arguments.run}: {tensorflow_message(error)}"
+        sys.exit(f"error: {problem}; {checkpointed_epochs(arguments.run)} finished epoch(s) are saved: once "
+                 "that is fixed, run the same command with --resume")
     except AgeGenderError as error:
         sys.exit(f"error: {error}")
-    except tf.errors.OpError as error:  # TensorFlow's own writing failed (checkpoints, logs): a full disk, say
-        saved = int(trainer.epoch) if trainer else 0
-        sys.exit(f"error: {arguments.run}: training stopped ({tensorflow_message(error)}); {saved} finished "
-                 "epoch(s) are saved: fix that, then run the same command with --resume")
     except KeyboardInterrupt:
-        saved = int(trainer.epoch) if trainer else 0
-        sys.stderr.write(f"\ninterrupted: {saved} finished epoch(s) are saved in {arguments.run}; "
-                         "run the same command with --resume to continue\n")
+        sys.stderr.write(f"\ninterrupted: {checkpointed_epochs(arguments.run)} finished epoch(s) are saved in "
+                         f"{arguments.run}; run the same command with --resume to continue\n")
         sys.exit(130)
     if not trainer.chief:
         shutil.rmtree(trainer.run, ignore_errors=True)

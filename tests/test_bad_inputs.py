@@ -450,14 +450,32 @@ def test_a_killed_wash_leaves_a_temporary_that_the_next_wash_removes(tmp_path, a
     assert sorted(os.listdir(tmp_path)) == ["store"]
 
 
+def test_a_swap_killed_halfway_is_undone_by_the_next_write(tmp_path):
+    """A wash killed after moving the old store aside and before renaming the new one in: the next write
+    to the same place brings the old one back and removes the half-written one; a running process's
+    temporary is left alone."""
+    from agegender import atomic
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    (tmp_path / f"store.old-{finished.pid}").mkdir()
+    (tmp_path / f"store.old-{finished.pid}" / "manifest.json").write_text("the old store")
+    (tmp_path / f"store.partial-{finished.pid}").mkdir()
+    (tmp_path / f"store.partial-{os.getpid()}").mkdir()
+    atomic.remove_leftovers(tmp_path / "store")
+    assert sorted(os.listdir(tmp_path)) == ["store", f"store.partial-{os.getpid()}"]
+    assert (tmp_path / "store" / "manifest.json").read_text() == "the old store"
+
+
 # -- full disks -----------------------------------------------------------------------------------------
 
 @pytest.fixture
-def small_disk(tmp_path):
-    """A 150 KB file system holding one file of ours, or a skip where mounting one is not allowed."""
+def small_disk(tmp_path, request):
+    """A small file system (150 KB unless the test asks for another size) holding one file of ours, or a
+    skip where mounting one is not allowed."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=150k", "tmpfs", str(disk)], capture_output=True)
+    size = getattr(request, "param", "150k")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], capture_output=True)
     if mounted.returncode:
         pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.decode().strip()}")
     (disk / "keep.txt").write_text("there before")
@@ -507,14 +525,18 @@ def test_the_same_video_on_a_disk_with_room_is_written_whole(tmp_path, assets):
 
 
 @pytest.mark.slow
-def test_full_disk_while_training(small_disk, assets):
-    """One epoch on 255 faces (about 20 s), with the run folder on the small disk: the model does not fit."""
+@pytest.mark.parametrize("small_disk, failing_write", [("150k", "/model: cannot write it"), ("20m", ": No space")],
+                         ids=["the model does not fit", "the checkpoint does not fit"], indirect=["small_disk"])
+def test_full_disk_while_training(small_disk, failing_write, assets):
+    """One epoch on 255 faces (about 20 s), with the run folder on a small disk: 150 KB hold no model
+    (8.8 MB), 20 MB hold the model but not the checkpoint beside it (the weights and Adam's two moments)."""
     result = run_script("joint/jointly.py", "--data", assets.store, "--run", small_disk / "run",
                         "--epochs", "1", "--batch-size", "64", "--quiet", check=False)
     assert result.returncode == 1
     line = error_line(result)
-    assert line.startswith(f"error: {small_disk / 'run'}") and "No space left on device" in line, line
-    assert os.path.isfile(small_disk / "keep.txt")
+    assert line.startswith(f"error: {small_disk / 'run'}{failing_write}") and "No space left on device" in line
+    assert line.endswith("0 finished epoch(s) are saved: once that is fixed, run the same command with --resume")
+    assert (small_disk / "keep.txt").read_text() == "there before"
     assert not [name for name in os.listdir(small_disk / "run") if ".partial-" in name]
 
 
