@@ -41,6 +41,19 @@ def display_available():
     return True
 
 
+def frames_in(path, expected):
+    """How many frames a video file holds (0 when it cannot be opened): the count its container states
+    when that is `expected`, else those that can be read, as some containers state only an estimate."""
+    video = cv2.VideoCapture(path)
+    frames = int(video.get(cv2.CAP_PROP_FRAME_COUNT)) if video.isOpened() else 0
+    if video.isOpened() and frames != expected:
+        frames = 0
+        while video.grab():
+            frames += 1
+    video.release()
+    return frames
+
+
 class AtomicVideoWriter:
     """cv2.VideoWriter to a temporary name, renamed into place once the file reads back with every frame.
 
@@ -63,9 +76,7 @@ class AtomicVideoWriter:
     def close(self):
         """Finish the file and put it in place, or VideoError (and nothing in place) if it is incomplete."""
         self.writer.release()
-        readable = cv2.VideoCapture(self.file.temporary)
-        frames = int(readable.get(cv2.CAP_PROP_FRAME_COUNT)) if readable.isOpened() else 0
-        readable.release()
+        frames = frames_in(self.file.temporary, self.frames)
         if frames != self.frames:
             self.file.discard()
             raise VideoError(f"{self.file.path}: the video could not be written whole ({frames} of {self.frames} "

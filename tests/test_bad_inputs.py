@@ -301,8 +301,6 @@ def export_onto_a_folder_of_documents(here, assets):
     return ["joint/export.py", "--data", assets.store, "--out", here / "notes", "--no-int8"], here / "notes"
 
 
-GOOD_CSV_ROW = "{path},30,female\n"
-
 CASES = [
     # (script's exit code, a phrase of the problem, the case)
     pytest.param(1, "is not a dataset store", wash_force_onto_a_folder_of_documents, id="wash --force onto documents"),
