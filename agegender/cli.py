@@ -42,7 +42,7 @@ non_negative_int = _checked(int, "0 or more", lambda value: value >= 0)
 positive_float = _checked(float, "above 0", lambda value: value > 0)
 non_negative_float = _checked(float, "0 or more", lambda value: value >= 0)
 finite_float = _checked(float, "a finite number", lambda value: True)
-dropout_rate = _checked(float, "from 0 up to (not including) 1", lambda value: 0 <= value < 1)
+fraction = _checked(float, "from 0 up to (not including) 1", lambda value: 0 <= value < 1)
 decay_factor = _checked(float, "above 0 and at most 1", lambda value: 0 < value <= 1)
 
 

@@ -1,6 +1,8 @@
-"""Metrics: accuracy, balanced accuracy, one-off accuracy, confusion matrices, per-group tables, and
-for exact ages MAE and CS(5)."""
+"""Metrics: accuracy, balanced accuracy, one-off accuracy, confusion matrices, per-group tables,
+calibration (expected calibration error, temperature scaling), and for exact ages MAE and CS(5)."""
 import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
 
 from agegender import labels
 
@@ -43,6 +45,35 @@ def breakdown(truth, predicted, groups, group_names):
     return table
 
 
+def expected_calibration_error(probabilities, truth, bins=15):
+    """How far confidence is from accuracy: the faces are binned by the probability of the predicted
+    class, and the gaps |accuracy - mean confidence| of the bins are averaged, weighted by their faces."""
+    probabilities, truth = np.asarray(probabilities, float), np.asarray(truth)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == truth
+    bin_of_face = np.minimum((confidence * bins).astype(int), bins - 1)
+    gap = 0.0
+    for index in np.unique(bin_of_face):
+        inside = bin_of_face == index
+        gap += inside.sum() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(gap / max(1, len(truth)))
+
+
+def fit_temperature(logits, truth):
+    """The T > 0 that makes softmax(logits / T) most likely on these faces (temperature scaling, Guo et
+    al. 2017): one number per head, so the predicted class never changes, only how sure it looks."""
+    logits, truth = np.asarray(logits, np.float64), np.asarray(truth)
+
+    def negative_log_likelihood(log_temperature):
+        return -log_softmax(logits / np.exp(log_temperature), axis=1)[np.arange(len(truth)), truth].mean()
+
+    return float(np.exp(minimize_scalar(negative_log_likelihood, bounds=(-3, 3), method="bounded").x))
+
+
+def calibrated(logits, temperature):
+    return softmax(np.asarray(logits, np.float64) / temperature, axis=1)
+
+
 def age_estimation_metrics(truth_years, predicted_years, age_edges):
     """MAE, CS(5) (share within 5 years), mean signed error, and the age groups the years fall in."""
     truth_years, predicted_years = np.asarray(truth_years, float), np.asarray(predicted_years, float)
@@ -54,12 +85,13 @@ def age_estimation_metrics(truth_years, predicted_years, age_edges):
             "mean_error": float(np.mean(errors)) if len(errors) else float("nan"), "age_groups": groups}
 
 
-def report(class_names, truth, predicted, faces, age_edges):
+def report(class_names, truth, predicted, faces, age_edges, probabilities=None):
     """All figures for a model's predictions on labelled faces.
 
     class_names, truth, predicted: per task ("gender", "age", "exact_age": years); faces: the labels of
     the faces ({"gender", "age_group", "race"} arrays) for breakdowns by gender, age group and race, so
-    that differences between groups of people are shown, not averaged away.
+    that differences between groups of people are shown, not averaged away. With the probabilities
+    per task, the classification heads also report their expected calibration error.
     """
     group_names = {"gender": dict(enumerate(labels.GENDER_NAMES)),
                    "age_group": dict(enumerate(labels.age_group_names(age_edges))),
@@ -72,6 +104,8 @@ def report(class_names, truth, predicted, faces, age_edges):
         figures[task] = classification_metrics(truth[task], predicted[task], names)
         if task == "age":
             figures[task]["one_off_accuracy"] = one_off_accuracy(truth[task], predicted[task])
+        if probabilities is not None:
+            figures[task]["expected_calibration_error"] = expected_calibration_error(probabilities[task], truth[task])
         figures[task]["by"] = {group: breakdown(truth[task], predicted[task], faces[group], names_of_group)
                                for group, names_of_group in group_names.items()
                                if group in faces and names_of_group}
@@ -84,7 +118,9 @@ def headline(task, figures):
         return (f"MAE {figures['mae']:.2f} years, CS(5) {figures['cs5']:.4f}, "
                 f"age groups from it {figures['age_groups']['accuracy']:.4f}")
     line = f"accuracy {figures['accuracy']:.4f}, balanced accuracy {figures['balanced_accuracy']:.4f}"
-    return line + (f", one-off {figures['one_off_accuracy']:.4f}" if "one_off_accuracy" in figures else "")
+    line += f", one-off {figures['one_off_accuracy']:.4f}" if "one_off_accuracy" in figures else ""
+    return line + (f", ECE {figures['expected_calibration_error']:.3f}"
+                   if "expected_calibration_error" in figures else "")
 
 
 def confusion_of(figures):

@@ -1,9 +1,12 @@
 """The networks (the original CNN and a stronger option), their heads, and saving / loading them.
 
-Both take uint8 128x128 grayscale faces. A trunk turns a face into features; each task then has its
-own hidden FC layer (dropout) -> logits: "gender" (2), "age" (the age groups) and, as an option,
-"exact_age" (0..100 years, read as the softmax's expected value). Written with tf.nn ops on plain
-variables, as the original was.
+Both take uint8 128x128 grayscale faces; a network may look at them at a lower resolution
+(`input_size`, resized inside it), which costs fewer FLOPs a face. A trunk turns a face into features;
+each task then has its own hidden FC layer (dropout) -> logits: "gender" (2), "age" (the age groups) and,
+as an option, "exact_age" (0..100 years, read as the softmax's expected value). Inference divides each
+task's logits by a temperature fitted on the valid split, so that probabilities mean what they say, and
+may average the logits of each face and its mirror image (`flip_average`, twice the cost a face).
+Written with tf.nn ops on plain variables, as the original was.
 """
 import json
 import os
@@ -66,10 +69,15 @@ class FaceNet(tf.Module):
     feature_size = 512   # what the trunk hands to every head
     head_size = 100      # each head's hidden layer
 
-    def __init__(self, class_counts, dropout=0.5, seed=0):
+    def __init__(self, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE, temperatures=None,
+                 flip_average=False):
         super().__init__(name="facenet")
         self.class_counts = dict(class_counts)
         self.dropout = dropout
+        self.input_size = input_size
+        # Plain floats, part of the traced inference graph: model.json holds them, not weights.npz.
+        self.temperatures = {task: float((temperatures or {}).get(task, 1.0)) for task in self.class_counts}
+        self.flip_average = bool(flip_average)
         self._generator = tf.random.Generator.from_seed(seed)
         self.build_trunk()
         # Small output weights: every class starts near equally likely, so the first steps are not
@@ -90,18 +98,23 @@ class FaceNet(tf.Module):
         self.conv1 = self.layer("conv1", [7, 7, 1, 32])
         self.conv2 = self.layer("conv2", [5, 5, 32, 64])
         self.conv3 = self.layer("conv3", [3, 3, 64, 64])
-        self.fc = self.layer("fc", [8 * 8 * 64, self.feature_size])
+        self.fc = self.layer("fc", [self.pooled_side ** 2 * 64, self.feature_size])
+
+    @property
+    def pooled_side(self):
+        """Side of the last feature map: the stride-2 conv and three stride-2 pools divide by 16."""
+        return -(-self.input_size // 16)
 
     def trunk(self, x, training):
         """conv 7x7/32 stride 2 -> ReLU -> LRN -> max-pool 3x3/2; conv 5x5/64 -> ReLU -> LRN -> max-pool;
-        conv 3x3/64 -> ReLU -> max-pool; flatten (8x8x64) -> FC 512 ReLU (dropout)."""
+        conv 3x3/64 -> ReLU -> max-pool; flatten (8x8x64 for 128 px faces) -> FC 512 ReLU (dropout)."""
         for (kernel, bias), stride, normalise in ((self.conv1, 2, True), (self.conv2, 1, True),
                                                   (self.conv3, 1, False)):
             x = tf.nn.relu(tf.nn.conv2d(x, kernel, stride, "SAME") + bias)
             if normalise:
                 x = local_response_normalization(x)
             x = tf.nn.max_pool2d(x, 3, 2, "SAME")
-        return self._dense(tf.reshape(x, [-1, 8 * 8 * 64]), self.fc, training)
+        return self._dense(tf.reshape(x, [-1, self.pooled_side ** 2 * 64]), self.fc, training)
 
     @property
     def batch_norms(self):
@@ -113,14 +126,16 @@ class FaceNet(tf.Module):
         """The weights L2 regularisation applies to (not the biases, nor batch normalisation's)."""
         return [v for v in self.trainable_variables if v.name.split(":")[0].endswith("kernel")]
 
-    @staticmethod
-    def preprocess(images):
-        """uint8 faces [b,128,128] or [b,128,128,1] -> zero-mean, unit-variance floats, per image.
+    def preprocess(self, images):
+        """uint8 faces [b,128,128] or [b,128,128,1] -> zero-mean, unit-variance floats, per image, at
+        the network's input size.
 
         Standardising each face removes the brightness and contrast of its photo, which differ far
         more between a webcam and the training set than faces do.
         """
         images = tf.cast(tf.reshape(images, [-1, FACE_SIZE, FACE_SIZE, 1]), tf.float32)
+        if self.input_size != FACE_SIZE:
+            images = tf.image.resize(images, [self.input_size, self.input_size])  # bilinear: a TFLite builtin
         return tf.image.per_image_standardization(images)
 
     def __call__(self, images, training=False):
@@ -138,8 +153,14 @@ class FaceNet(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None, FACE_SIZE, FACE_SIZE], tf.uint8)], reduce_retracing=True)
     def probabilities(self, faces):
-        """Softmax probabilities per task for uint8 faces [b,128,128]: what inference uses."""
-        return {task: tf.nn.softmax(logits) for task, logits in self(faces).items()}
+        """Calibrated softmax probabilities per task for uint8 faces [b,128,128]: what inference uses."""
+        if self.flip_average:  # the faces and their mirror images in one batch
+            logits = self(tf.concat([faces, tf.reverse(faces, axis=[2])], axis=0))
+            count = tf.shape(faces)[0]
+            logits = {task: (values[:count] + values[count:]) / 2 for task, values in logits.items()}
+        else:
+            logits = self(faces)
+        return {task: tf.nn.softmax(values / self.temperatures[task]) for task, values in logits.items()}
 
     def weights(self):
         """Every variable by name (batch normalisation's running statistics too), as numpy arrays."""
@@ -224,10 +245,23 @@ class ImprovedFaceNet(FaceNet):
 ARCHITECTURES = {network.architecture: network for network in (FaceNet, ImprovedFaceNet)}
 
 
-def build_model(architecture, class_counts, dropout=0.5, seed=0):
+def forward_flops(model):
+    """Floating-point operations inference spends on one face (twice the network's with flip_average),
+    counted by TensorFlow's profiler in the traced, frozen graph of one face's forward pass."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    one_face = tf.function(lambda faces: model(faces)).get_concrete_function(
+        tf.TensorSpec([1, FACE_SIZE, FACE_SIZE], tf.uint8))
+    profiler = tf.compat.v1.profiler
+    options = profiler.ProfileOptionBuilder(profiler.ProfileOptionBuilder.float_operation()).with_empty_output()
+    flops = profiler.profile(graph=convert_variables_to_constants_v2(one_face).graph,
+                             options=options.build()).total_float_ops
+    return flops * (2 if model.flip_average else 1)
+
+
+def build_model(architecture, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE):
     if architecture not in ARCHITECTURES:
         raise ModelError(f"unknown architecture {architecture!r}; choose {' or '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[architecture](class_counts, dropout=dropout, seed=seed)
+    return ARCHITECTURES[architecture](class_counts, dropout=dropout, seed=seed, input_size=input_size)
 
 
 def save_model(model, folder, metadata):
@@ -235,8 +269,9 @@ def save_model(model, folder, metadata):
 
     Written to a temporary folder that replaces `folder` in one rename: a reader never sees half.
     """
-    description = {"architecture": model.architecture, "face_size": FACE_SIZE, "dropout": model.dropout,
-                   "class_counts": model.class_counts, **metadata}
+    description = {"architecture": model.architecture, "face_size": FACE_SIZE, "input_size": model.input_size,
+                   "dropout": model.dropout, "class_counts": model.class_counts,
+                   "temperatures": model.temperatures, "flip_average": model.flip_average, **metadata}
     with atomic.replacing_folder(folder, MODEL_JSON, "a model folder") as temporary:
         atomic.write_json(os.path.join(temporary, MODEL_JSON), description)
         np.savez_compressed(os.path.join(temporary, WEIGHTS), **model.weights())
@@ -262,7 +297,10 @@ def load_model(folder):
                          "trained it") from None
     check_description(description, json_path)
     model = ARCHITECTURES[description["architecture"]](description["class_counts"],
-                                                       dropout=description.get("dropout", 0.0))
+                                                       dropout=description.get("dropout", 0.0),
+                                                       input_size=description.get("input_size", FACE_SIZE),
+                                                       temperatures=description.get("temperatures"),
+                                                       flip_average=description.get("flip_average", False))
     try:
         model.assign(weights)
     except (KeyError, ValueError) as error:

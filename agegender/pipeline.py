@@ -23,8 +23,15 @@ def _decode_batch(images, labels):
     return images, {name: columns[:, i] for i, name in enumerate(store.LABEL_COLUMNS)}
 
 
-def augment_batch(images, seed):
-    """Random horizontal flips and shifts of up to 8 px, drawn per image from a stateless seed."""
+MAX_ROTATION_DEGREES = 15  # what faces in photos show; the scene benchmark rotates as much
+ZOOM_RANGE = (0.9, 1.1)    # a detector's box varies about this much in size around a face
+
+
+def augment_batch(images, seed, rotate_and_zoom=False):
+    """Random horizontal flips and shifts of up to 8 px, drawn per image from a stateless seed; with
+    rotate_and_zoom, also rotations and zooms (one affine warp per face)."""
+    if rotate_and_zoom:
+        return _warp_batch(images, seed)
     batch = tf.shape(images)[0]
     seeds = tf.random.experimental.stateless_split(seed, 2)
     flip = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[0]) < 0.5
@@ -38,13 +45,36 @@ def augment_batch(images, seed):
     return tf.gather(images, cols, axis=2, batch_dims=1)
 
 
+def _warp_batch(images, seed):
+    """Flip, rotate (up to MAX_ROTATION_DEGREES), zoom (ZOOM_RANGE) and shift (up to 8 px) each face
+    about its centre, in one bilinear warp; pixels from outside the face mirror its border."""
+    batch = tf.shape(images)[0]
+    uniform = lambda i, low, high: tf.random.stateless_uniform(  # noqa: E731
+        [batch], tf.random.experimental.stateless_fold_in(seed, i), minval=low, maxval=high)
+    angle = uniform(0, -1.0, 1.0) * MAX_ROTATION_DEGREES * (3.141592653589793 / 180)
+    zoom = uniform(1, *ZOOM_RANGE)
+    flip = tf.where(uniform(2, 0.0, 1.0) < 0.5, -1.0, 1.0)
+    shift_x, shift_y = uniform(3, -8.0, 8.0), uniform(4, -8.0, 8.0)
+    # The warp maps each output pixel p to the input pixel A (p - c) + c + shift, with A a rotation
+    # divided by the zoom, its first column negated for a flip.
+    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    a00, a01, a10, a11 = flip * cos, -sin, flip * sin, cos
+    centre = (FACE_SIZE - 1) / 2
+    transforms = tf.stack([a00, a01, centre + shift_x - centre * (a00 + a01),
+                           a10, a11, centre + shift_y - centre * (a10 + a11),
+                           tf.zeros([batch]), tf.zeros([batch])], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=[FACE_SIZE, FACE_SIZE], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="REFLECT")
+
+
 def split_dataset(folder, split, batch_size, training=False, augment=False, seed=0, pipelines=(1, 0),
-                  shuffle_buffer=SHUFFLE_BUFFER_FACES):
+                  shuffle_buffer=SHUFFLE_BUFFER_FACES, rotate_and_zoom=False):
     """Batches (images uint8 [b,128,128,1], labels {column: int32 [b]}) of one split of a store.
 
     training=True shuffles shards and faces and drops the last partial batch (every step then has the
     same shape); otherwise the order is the store's and every face is seen once. augment=True adds
-    random flips and shifts. pipelines=(count, index): with several input pipelines (one per worker
+    random flips and shifts (rotate_and_zoom: rotations and zooms too). pipelines=(count, index): with several input pipelines (one per worker
     under tf.distribute), this one reads every count-th face from the index-th on, so that together
     they see each face once.
     """
@@ -70,7 +100,7 @@ def split_dataset(folder, split, batch_size, training=False, augment=False, seed
     if augment:
         counter = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         batches = tf.data.Dataset.zip(batches, counter).map(
-            lambda batch, pair: (augment_batch(batch[0], pair), batch[1]),
+            lambda batch, pair: (augment_batch(batch[0], pair, rotate_and_zoom), batch[1]),
             num_parallel_calls=tf.data.AUTOTUNE)
     return batches.prefetch(tf.data.AUTOTUNE)
 

@@ -45,11 +45,20 @@ class TrainConfig:
     # 8 joint epochs on UTKFace (mean of gender and age 0.784 against 0.780; bench/RESULTS.md).
     optimizer: str = "adam"        # "adam" or "sgd" (with momentum, as the original)
     learning_rate: float = DEFAULT_LEARNING_RATES["adam"]
-    learning_rate_decay: float = 0.9  # multiplied in after every epoch
+    learning_rate_decay: float = 0.9  # multiplied in after every epoch (schedule "exponential")
+    # "cosine": one epoch of warm-up from a tenth of the rate, then half a cosine down to zero at
+    # max_epochs (Loshchilov & Hutter 2017): the last epochs take small steps, as weight averaging would.
+    schedule: str = "exponential"
     momentum: float = 0.9
     weight_decay: float = 5e-4     # L2 on the kernels, as the original
     dropout: float = 0.5
     augment: bool = True
+    rotate_and_zoom: bool = False  # augmentation also rotates (up to 15 degrees) and zooms (0.9-1.1)
+    label_smoothing: float = 0.0   # share of each class label spread over the other classes
+    input_size: int = 128          # the network sees faces resized to this side (fewer FLOPs below 128)
+    # Exact age: weight of the mean absolute error of the expected age (years), beside the
+    # distribution's cross-entropy (DLDL-v2, Gao et al. 2018): it trains the read-out itself.
+    expected_age_loss: float = 0.0
     class_weights: bool = False    # weight classes by inverse frequency (the age groups are imbalanced)
     seed: int = 0
 
@@ -181,10 +190,17 @@ class Trainer:
     def build(self, config):
         """The model, task balance, optimiser and their checkpoint."""
         self.model = build_model(config.architecture, {task: len(names) for task, names in self.class_names.items()},
-                                 dropout=config.dropout, seed=config.seed)
+                                 dropout=config.dropout, seed=config.seed, input_size=config.input_size)
         self.balance = TaskBalance(self.tasks) if len(self.tasks) > 1 else None
-        schedule = tf.keras.optimizers.schedules.ExponentialDecay(
-            config.learning_rate, self.steps_per_epoch, config.learning_rate_decay, staircase=True)
+        if config.schedule == "cosine":
+            schedule = tf.keras.optimizers.schedules.CosineDecay(
+                config.learning_rate / 10, max(1, config.max_epochs - 1) * self.steps_per_epoch,
+                warmup_target=config.learning_rate, warmup_steps=self.steps_per_epoch)
+        elif config.schedule == "exponential":
+            schedule = tf.keras.optimizers.schedules.ExponentialDecay(
+                config.learning_rate, self.steps_per_epoch, config.learning_rate_decay, staircase=True)
+        else:
+            raise TrainError(f"unknown schedule {config.schedule!r}; choose exponential or cosine")
         if config.optimizer == "sgd":
             self.optimizer = tf.keras.optimizers.SGD(schedule, momentum=config.momentum)
         elif config.optimizer == "adam":
@@ -213,8 +229,14 @@ class Trainer:
             truth = batch_labels[TASK_LABEL[task]]
             if task == "exact_age":
                 per_face = tf.nn.softmax_cross_entropy_with_logits(soft_age_labels(truth), task_logits)
+                if self.config.expected_age_loss:
+                    per_face += self.config.expected_age_loss * tf.abs(
+                        predict(task, task_logits) - tf.cast(truth, tf.float32))
             else:
-                per_face = tf.nn.sparse_softmax_cross_entropy_with_logits(truth, task_logits)
+                classes = task_logits.shape[-1]
+                smoothing = self.config.label_smoothing if weighted else 0.0  # valid losses stay plain
+                targets = tf.one_hot(truth, classes) * (1 - smoothing) + smoothing / classes
+                per_face = tf.nn.softmax_cross_entropy_with_logits(targets, task_logits)
             weights = None
             if weighted and self.class_weights is not None and task in self.class_weights:
                 weights = tf.gather(self.class_weights[task], truth)
@@ -243,10 +265,10 @@ class Trainer:
 
     @tf.function(reduce_retracing=True)
     def eval_step(self, images, batch_labels):
-        """Evaluation on one device, with the replicas' shared weights."""
+        """Evaluation on one device, with the replicas' shared weights: losses, predictions, logits."""
         logits = self.model(images, training=False)
         losses = self.task_losses(logits, batch_labels, weighted=False, global_batch=tf.shape(images)[0])
-        return losses, {task: predict(task, task_logits) for task, task_logits in logits.items()}
+        return losses, {task: predict(task, task_logits) for task, task_logits in logits.items()}, logits
 
     @staticmethod
     def score_sums(logits, batch_labels):
@@ -268,7 +290,8 @@ class Trainer:
             return pipeline.split_dataset(
                 self.data, "train", context.get_per_replica_batch_size(self.global_batch), training=True,
                 augment=self.config.augment if augment is None else augment, seed=self.config.seed + epoch,
-                pipelines=(context.num_input_pipelines, context.input_pipeline_id))
+                pipelines=(context.num_input_pipelines, context.input_pipeline_id),
+                rotate_and_zoom=self.config.rotate_and_zoom)
         return self.strategy.distribute_datasets_from_function(replica_batches)
 
     @tf.function(reduce_retracing=True)
@@ -313,28 +336,28 @@ class Trainer:
         return metrics, faces / seconds
 
     def predict_split(self, split):
-        """Truth, predictions and mean loss per task over a whole split."""
-        truth = {task: [] for task in self.tasks}
-        predicted = {task: [] for task in self.tasks}
+        """Truth, predictions, logits and mean loss per task over a whole split, and the faces' labels."""
+        truth, predicted, logits = ({task: [] for task in self.tasks} for _ in range(3))
         loss_sums = {task: 0.0 for task in self.tasks}
         face_labels = {"gender": [], "age_group": [], "race": []}
         for images, batch_labels in pipeline.split_dataset(self.data, split, 256):
-            losses, predictions = self.eval_step(images, batch_labels)
+            losses, predictions, batch_logits = self.eval_step(images, batch_labels)
             for task in self.tasks:
                 truth[task].append(batch_labels[TASK_LABEL[task]].numpy())
                 predicted[task].append(predictions[task].numpy())
+                logits[task].append(batch_logits[task].numpy())
                 loss_sums[task] += float(losses[task]) * int(images.shape[0])
             for name in face_labels:
                 face_labels[name].append(batch_labels[name].numpy())
         concatenate = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
-        truth = {task: concatenate(parts) for task, parts in truth.items()}
-        predicted = {task: concatenate(parts) for task, parts in predicted.items()}
+        truth, predicted, logits = ({task: concatenate(parts) for task, parts in values.items()}
+                                    for values in (truth, predicted, logits))
         count = max(1, len(next(iter(truth.values()))))
         losses = {task: loss_sums[task] / count for task in self.tasks}
-        return truth, predicted, losses, {name: concatenate(parts) for name, parts in face_labels.items()}
+        return truth, predicted, logits, losses, {name: concatenate(parts) for name, parts in face_labels.items()}
 
     def validate(self):
-        truth, predicted, losses, _ = self.predict_split("valid")
+        truth, predicted, _, losses, _ = self.predict_split("valid")
         metrics = {}
         for task in self.tasks:
             if task == "exact_age":
@@ -382,7 +405,14 @@ class Trainer:
                 "age_edges": list(self.age_edges), "gender_coding": "0 = male, 1 = female",
                 "preprocessing": "grayscale 128x128 uint8 face, framed as a UTKFace chip "
                                  "(faces.chip_box), standardised per image inside the model",
-                "epoch": epoch, "trained_on": self.manifest["sources"], "train_config": asdict(self.config)}
+                "epoch": epoch, "trained_on": self.data_description(), "train_config": asdict(self.config)}
+
+    def data_description(self):
+        """What identifies the training data without naming this machine's folders: the datasets, their
+        records, and the faces of each split."""
+        return {"sources": [{"dataset": source["dataset"], "records": source["records"]}
+                            for source in self.manifest["sources"]],
+                "faces": {split: counts["faces"] for split, counts in self.manifest["splits"].items()}}
 
     def write_epoch_reports(self, writer, entry):
         with writer.as_default(step=entry["epoch"]):
@@ -419,11 +449,18 @@ class Trainer:
         return metrics
 
     def finish(self):
-        """Restore the best epoch's weights, measure them on the test split, write the reports."""
-        best, _ = load_model(os.path.join(self.run, "model"))
+        """Restore the best epoch's weights, calibrate them on the valid split, measure them on the test
+        split, write the reports."""
+        model_folder = os.path.join(self.run, "model")
+        best, description = load_model(model_folder)
         self.model.assign(best.weights())
-        truth, predicted, _, faces = self.predict_split("test")
-        test = evaluate.report(self.class_names, truth, predicted, faces, self.age_edges)
+        truth, _, logits, _, _ = self.predict_split("valid")
+        self.model.temperatures.update({task: evaluate.fit_temperature(logits[task], truth[task])
+                                        for task in self.tasks if task != "exact_age"})
+        save_model(self.model, model_folder, {**description, "temperatures": self.model.temperatures})
+        truth, predicted, logits, _, faces = self.predict_split("test")
+        probabilities = {task: evaluate.calibrated(logits[task], self.model.temperatures[task]) for task in self.tasks}
+        test = evaluate.report(self.class_names, truth, predicted, faces, self.age_edges, probabilities)
         for task in self.tasks:
             plots.plot_confusion(*evaluate.confusion_of(test[task]), f"{task}, test split\n"
                                  f"{evaluate.headline(task, test[task])}", os.path.join(self.run, f"confusion_{task}.png"))
@@ -470,7 +507,18 @@ def parse_arguments(tasks, description):
                         help="factor applied after every epoch")
     parser.add_argument("--weight-decay", type=cli.non_negative_float, default=defaults.weight_decay,
                         help="L2 on the kernels")
-    parser.add_argument("--dropout", type=cli.dropout_rate, default=defaults.dropout)
+    parser.add_argument("--schedule", choices=("exponential", "cosine"), default=defaults.schedule,
+                        help="learning rate: times --learning-rate-decay after every epoch, or one warm-up epoch "
+                             f"then a cosine down to zero at the last epoch (default {defaults.schedule})")
+    parser.add_argument("--dropout", type=cli.fraction, default=defaults.dropout)
+    parser.add_argument("--input-size", type=cli.positive_int, default=defaults.input_size,
+                        help="side in pixels the network sees the 128x128 faces at (default 128)")
+    parser.add_argument("--rotate-and-zoom", action="store_true",
+                        help="augmentation also rotates (up to 15 degrees) and zooms (0.9-1.1) the faces")
+    parser.add_argument("--label-smoothing", type=cli.fraction, default=defaults.label_smoothing,
+                        help="share of each gender / age-group label spread over the other classes (default 0)")
+    parser.add_argument("--expected-age-loss", type=cli.non_negative_float, default=defaults.expected_age_loss,
+                        help="with --exact-age: weight of the expected age's absolute error in years (default 0)")
     parser.add_argument("--no-augment", dest="augment", action="store_false",
                         help="no random flips and shifts of the training faces")
     parser.add_argument("--class-weights", action="store_true",
@@ -488,9 +536,12 @@ def parse_arguments(tasks, description):
                          max_epochs=arguments.epochs or defaults.max_epochs, patience=arguments.patience,
                          optimizer=arguments.optimizer,
                          learning_rate=arguments.learning_rate or DEFAULT_LEARNING_RATES[arguments.optimizer],
-                         learning_rate_decay=arguments.learning_rate_decay,
+                         learning_rate_decay=arguments.learning_rate_decay, schedule=arguments.schedule,
                          weight_decay=arguments.weight_decay, dropout=arguments.dropout,
-                         augment=arguments.augment, class_weights=arguments.class_weights, seed=arguments.seed)
+                         augment=arguments.augment, rotate_and_zoom=arguments.rotate_and_zoom,
+                         label_smoothing=arguments.label_smoothing, input_size=arguments.input_size,
+                         expected_age_loss=arguments.expected_age_loss,
+                         class_weights=arguments.class_weights, seed=arguments.seed)
     return arguments, config
 
 

@@ -1,35 +1,54 @@
-"""Print the README's results table from training runs' metrics.json (test split figures).
+"""Print the README's results table from test-split figures: training runs' metrics.json, or the JSON
+that joint/test_model.py --json writes for a model as it is bundled (calibration, flip averaging).
 
     python bench/results_table.py runs/jointly runs/gender runs/age runs/improved
-    python bench/results_table.py models/joint models/improved
+    python joint/test_model.py --data data/utk --model models/joint --json out/joint.json
+    python bench/results_table.py out/joint.json out/improved.json
 """
 import json
 import os
 import sys
 
 
-def main():
-    print("| run | architecture, tasks | best epoch / epochs run | gender accuracy | age-group accuracy | "
-          "age balanced accuracy | age one-off | exact age: MAE, CS(5), groups from it |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for run in sys.argv[1:]:
-        with open(os.path.join(run, "metrics.json"), encoding="utf-8") as file:
+def figures_of(source):
+    """(test figures per task, architecture, 'best epoch / epochs run') of a run folder or a JSON file."""
+    if source.endswith(".json"):
+        with open(source, encoding="utf-8") as file:
+            figures = json.load(file)
+        model_json, epochs = os.path.join(figures["model"], "model.json"), "-"
+    else:
+        with open(os.path.join(source, "metrics.json"), encoding="utf-8") as file:
             metrics = json.load(file)
+        figures, epochs = metrics["test"], f"{metrics['best_epoch']} / {len(metrics['history'])}"
         # A run folder has config.json; a bundled model (models/...) its model.json.
-        described = [os.path.join(run, name) for name in ("config.json", "model.json")]
-        with open(next(path for path in described if os.path.isfile(path)), encoding="utf-8") as file:
-            architecture = json.load(file).get("architecture", "original")
-        test = metrics["test"]
-        cell = lambda task, key: f"{test[task][key]:.4f}" if task in test else "-"  # noqa: E731
+        model_json = next(path for path in (os.path.join(source, name) for name in ("config.json", "model.json"))
+                          if os.path.isfile(path))
+    with open(model_json, encoding="utf-8") as file:
+        architecture = json.load(file).get("architecture", "original")
+    return figures, architecture, epochs
+
+
+def main():
+    print("| model | architecture, tasks | best epoch / epochs run | gender accuracy (worst race group) | "
+          "age-group accuracy (balanced) | age one-off | exact age: MAE, CS(5), groups from it | ECE gender / age |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for source in sys.argv[1:]:
+        test, architecture, epochs = figures_of(source)
+        tasks = [task for task in ("gender", "age", "exact_age") if task in test]
+        cell = lambda task, key: f"{test[task][key]:.4f}" if task in test and key in test[task] else "-"  # noqa: E731
         gender = cell("gender", "accuracy")
         if "gender" in test:
-            gender += f" (balanced {test['gender']['balanced_accuracy']:.4f})"
+            races = test["gender"]["by"]["race"]
+            worst = min(races, key=lambda race: races[race]["accuracy"])
+            gender += f" ({worst} {races[worst]['accuracy']:.3f})"
+        age = f"{cell('age', 'accuracy')} ({cell('age', 'balanced_accuracy')})" if "age" in test else "-"
         exact = test.get("exact_age")
         years = (f"{exact['mae']:.2f} years, {exact['cs5']:.4f}, {exact['age_groups']['accuracy']:.4f}"
                  if exact else "-")
-        print(f"| `{run}` | {architecture}: {', '.join(metrics['tasks'])} | {metrics['best_epoch']} / "
-              f"{len(metrics['history'])} | {gender} | {cell('age', 'accuracy')} | {cell('age', 'balanced_accuracy')} "
-              f"| {cell('age', 'one_off_accuracy')} | {years} |")
+        ece = " / ".join(f"{test[task]['expected_calibration_error']:.3f}" if "expected_calibration_error" in
+                         test.get(task, {}) else "-" for task in ("gender", "age"))
+        print(f"| `{source}` | {architecture}: {', '.join(tasks)} | {epochs} | {gender} | {age} "
+              f"| {cell('age', 'one_off_accuracy')} | {years} | {ece} |")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@
     python joint/test_model.py --data data/utk                 # a store's test split
     python joint/test_model.py --data ~/data/UTKFace --json figures.json   # a raw UTKFace folder
     python joint/test_model.py --image photo.jpg               # the faces in one image
+    python joint/test_model.py --data data/utk --model runs/x/model --calibrate   # fit temperatures first
 
 Reports accuracy, balanced accuracy, one-off accuracy for age groups (MAE and CS(5) for a model with an
-exact-age head), confusion matrices (PNG), and accuracy per gender, age group and race, so differences
-between groups of people are visible.
+exact-age head), the expected calibration error of each head, confusion matrices (PNG), and accuracy
+per gender, age group and race, so differences between groups of people are visible.
 """
 import argparse
 import os
@@ -17,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import numpy as np  # noqa: E402
 
 from agegender import atomic, cli, evaluate, labels, pipeline, plots, sources, store, wash  # noqa: E402
-from agegender.model import TASK_LABEL, expected_age  # noqa: E402
+from agegender.model import MODEL_JSON, TASK_LABEL, expected_age, load_model  # noqa: E402
 from agegender.predict import BUNDLED_MODEL, Predictor, label_image_file  # noqa: E402
 from agegender.progress import Progress  # noqa: E402
 
@@ -56,8 +57,8 @@ def raw_faces(data):
                              "race": np.array([r.race for r in kept])}
 
 
-def evaluate_model(predictor, batches, out):
-    """Figures and confusion matrices (PNG in `out`) for the model's answers on labelled batches."""
+def model_answers(predictor, batches):
+    """(probabilities per task, the faces' labels) over labelled batches."""
     classes = predictor.description["classes"]
     probabilities, label_parts = {task: [] for task in classes}, {name: [] for name in LABELS}
     for faces, batch_labels in batches:
@@ -69,13 +70,38 @@ def evaluate_model(predictor, batches, out):
         raise store.StoreError("no faces to evaluate: the split is empty")
     probabilities = {task: np.concatenate(parts) for task, parts in probabilities.items()}
     face_labels = {name: np.concatenate(parts) for name, parts in label_parts.items()}
-    faces_count = len(face_labels["age"])
     # Age groups from the raw age with the model's own edges: a store may have been washed with others.
     face_labels["age_group"] = labels.age_group(face_labels["age"], predictor.description["age_edges"])
+    return probabilities, face_labels
+
+
+def calibrate(model_folder, data, flip_average):
+    """Fit each classification head's temperature on the store's valid split and store it, with
+    flip_average, in the model's model.json. The log-probabilities are the logits up to a constant per
+    face, so the new temperature multiplies the one the model already has."""
+    description = load_model(model_folder)[1]
+    atomic.write_json(os.path.join(model_folder, MODEL_JSON), {**description, "flip_average": flip_average})
+    predictor = Predictor(model_folder)
+    probabilities, face_labels = model_answers(predictor, labelled_batches(data, "valid"))
+    temperatures = dict(predictor.model.temperatures)
+    for task, values in probabilities.items():
+        if task != "exact_age":
+            truth = face_labels[TASK_LABEL[task]]
+            temperatures[task] *= evaluate.fit_temperature(np.log(np.maximum(values, 1e-30)), truth)
+    atomic.write_json(os.path.join(model_folder, MODEL_JSON), {**predictor.description, "temperatures": temperatures})
+    return temperatures
+
+
+def evaluate_model(predictor, batches, out):
+    """Figures and confusion matrices (PNG in `out`) for the model's answers on labelled batches."""
+    classes = predictor.description["classes"]
+    probabilities, face_labels = model_answers(predictor, batches)
+    faces_count = len(face_labels["age"])
     predicted = {task: expected_age(values) if task == "exact_age" else np.argmax(values, axis=1)
                  for task, values in probabilities.items()}
     truth = {task: face_labels[TASK_LABEL[task]] for task in classes}
-    figures = evaluate.report(classes, truth, predicted, face_labels, predictor.description["age_edges"])
+    figures = evaluate.report(classes, truth, predicted, face_labels, predictor.description["age_edges"],
+                              probabilities)
     os.makedirs(out, exist_ok=True)
     for task in classes:
         figures[task]["confusion_png"] = os.path.join(out, f"confusion_{task}.png")
@@ -101,9 +127,22 @@ def main():
     what.add_argument("--data", help="a store written by others/wash_data.py, or a raw UTKFace folder")
     what.add_argument("--image", help="an image whose faces to classify")
     parser.add_argument("--split", choices=store.SPLITS, default="test", help="split of a store (default test)")
-    parser.add_argument("--out", default="out/evaluation", type=cli.output_folder, help="folder for confusion matrices / annotated image")
+    parser.add_argument("--out", default="out/evaluation", type=cli.output_folder,
+                        help="folder for confusion matrices / annotated image")
     parser.add_argument("--json", type=cli.output_file, help="write every figure to this JSON file")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="first fit the model's temperatures on the valid split of --data (a store) and "
+                             "write them into its model.json, so its probabilities mean what they say")
+    parser.add_argument("--flip-average", action="store_true",
+                        help="with --calibrate: the model averages each face with its mirror image from now on "
+                             "(twice the cost a face; without it, --calibrate turns that off)")
     arguments = parser.parse_args()
+    if arguments.calibrate:
+        if not arguments.data or not os.path.isfile(os.path.join(arguments.data, store.MANIFEST)):
+            parser.error("--calibrate needs --data naming a store (its valid split)")
+        temperatures = calibrate(arguments.model, arguments.data, arguments.flip_average)
+        print("temperatures fitted on the valid split: " + ", ".join(
+            f"{task} {value:.3f}" for task, value in temperatures.items() if task != "exact_age"))
     predictor = Predictor(arguments.model)
     if arguments.image:
         results, figures = label_image_file(predictor, arguments.image, arguments.out)
