@@ -10,8 +10,8 @@ import json
 import os
 import sys
 
+from agegender import cli
 from agegender.faces import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
-from agegender.model import ModelError
 from agegender.predict import BUNDLED_MODEL, ImageError, Predictor, label_image_file
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -37,19 +37,16 @@ def image_paths(arguments):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="*", help="image files or folders (default: matplotlib's sample portrait)")
     parser.add_argument("--model", default=BUNDLED_MODEL, help="model folder (default: the bundled model)")
     parser.add_argument("--no-model", action="store_true", help="only detect faces")
     parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
-    parser.add_argument("--out", default="out", help="folder for the annotated copies (default: out)")
+    parser.add_argument("--out", default="out", type=cli.output_folder, help="folder for the annotated copies (default: out)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     arguments = parser.parse_args()
-    try:
-        paths = image_paths(arguments.images)
-        predictor = Predictor(arguments.model, arguments.detector, use_model=not arguments.no_model)
-    except (ImageError, ModelError, RuntimeError) as error:
-        sys.exit(f"error: {error}")
+    paths = image_paths(arguments.images)
+    predictor = Predictor(arguments.model, arguments.detector, use_model=not arguments.no_model)
     report, failures = [], 0
     for path in paths:
         try:
@@ -70,4 +67,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

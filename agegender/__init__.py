@@ -2,11 +2,16 @@
 
 Data flows one way, and each module imports only what lies upstream of it:
 labels -> faces -> sources -> wash -> store -> pipeline -> model -> evaluate, plots -> train, and
-model -> export (SavedModel, TFLite) -> predict -> video.
+model -> export (SavedModel, TFLite) -> predict -> video. Beneath them all: errors (the base exception),
+atomic (files and folders renamed into place), quiet_tensorflow; above them, cli (the scripts' options).
 """
 import os
 
 # oneDNN's kernels make training on a CPU about 1.6x faster; they must be chosen before TensorFlow is
 # imported, so importing this package does it unless the user has decided otherwise.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides our output
+# TensorFlow's start-up lines are hidden where it is imported: see quiet_tensorflow.py. OpenCV's warnings
+# (a video frame it failed to write, FFmpeg on a file it cannot read) would bury the one line our code
+# gives for the same problem; the user's own OPENCV_LOG_LEVEL / OPENCV_FFMPEG_LOGLEVEL win.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's AV_LOG_QUIET

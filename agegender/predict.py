@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from agegender import atomic
+from agegender.errors import AgeGenderError
 from agegender.faces import DEFAULT_DETECTOR, DETECTION_MAX_SIDE, crop_square, make_detector, to_gray
 from agegender.export import in_memory_tflite_runner, model_runner
 from agegender.model import expected_age, load_model
@@ -19,7 +21,7 @@ BUNDLED_MODEL = os.path.join(ROOT, "models", "improved")  # the most accurate mo
 ENGINES = {"tensorflow": model_runner, "tflite": in_memory_tflite_runner}  # model -> faces -> probabilities
 
 
-class ImageError(Exception):
+class ImageError(AgeGenderError):
     """An image that cannot be read."""
 
 
@@ -128,18 +130,12 @@ def draw(image, results, extra_text=None):
     return canvas
 
 
-def partial_path(path, default_extension):
-    """The temporary name a file is written under before its rename; OpenCV picks formats by extension."""
-    root, extension = os.path.splitext(path)
-    return f"{root}.partial{extension or default_extension}"
-
-
 def write_image_atomically(path, image):
     """cv2.imwrite to a temporary name, then rename; ImageError if OpenCV cannot write it."""
-    temporary = partial_path(path, ".jpg")
-    if not cv2.imwrite(temporary, image):
-        raise ImageError(f"{path}: cannot write an image there (folder missing or unknown extension)")
-    os.replace(temporary, path)
+    with atomic.AtomicFile(path) as temporary:
+        if not cv2.imwrite(temporary, image):
+            raise ImageError(f"{path}: cannot write an image there (disk full, or an extension OpenCV "
+                             "does not know)")
 
 
 def label_image_file(predictor, path, out_folder):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.io
 
+from agegender.errors import AgeGenderError
 from agegender.labels import FEMALE, MALE
 
 DATASETS = ("utkface", "wiki", "imdb", "csv")
@@ -33,7 +34,7 @@ class Record:
     problem: str | None = None  # why the label is unusable, when it is
 
 
-class SourceError(Exception):
+class SourceError(AgeGenderError):
     """A dataset that cannot be read at all (missing folder, unreadable metadata)."""
 
 
@@ -87,7 +88,7 @@ def read_imdb_wiki(folder, dataset, mat_path=None):
         face_scores = table["face_score"][0].astype(np.float64)
         second_scores = table["second_face_score"][0].astype(np.float64)
         locations = table["face_location"][0]
-    except (ValueError, KeyError, IndexError, TypeError, OSError) as error:
+    except (ValueError, KeyError, IndexError, TypeError, OSError, scipy.io.matlab.MatReadError) as error:
         raise SourceError(f"{mat_path}: not an IMDB-WIKI '{dataset}' metadata file ({error})") from None
     for i, relative in enumerate(full_paths):
         location = np.asarray(locations[i], dtype=np.float64).reshape(-1)
@@ -109,12 +110,22 @@ def read_csv(csv_path):
     """Records from a CSV with columns path,age,gender (race optional).
 
     Paths are relative to the CSV's folder. Gender is 0/1 in this project's coding (0 = male,
-    1 = female) or a word (male/female, m/f); empty means unknown.
+    1 = female) or a word (male/female, m/f); empty means unknown. The file is UTF-8, with or without
+    the byte-order mark spreadsheets write.
     """
     if not os.path.isfile(csv_path):
         raise SourceError(f"{csv_path}: CSV file not found")
+    try:
+        yield from _read_csv_rows(csv_path)
+    except UnicodeDecodeError:
+        raise SourceError(f"{csv_path}: not UTF-8 text; save it as UTF-8 (in a spreadsheet: CSV UTF-8)") from None
+    except csv.Error as error:
+        raise SourceError(f"{csv_path}: not a readable CSV ({error})") from None
+
+
+def _read_csv_rows(csv_path):
     folder = os.path.dirname(os.path.abspath(csv_path))
-    with open(csv_path, newline="", encoding="utf-8") as file:
+    with open(csv_path, newline="", encoding="utf-8-sig") as file:
         reader = csv.DictReader(file)
         missing = {"path", "age", "gender"} - set(reader.fieldnames or ())
         if missing:
@@ -128,7 +139,7 @@ def read_csv(csv_path):
                 gender_text = (row["gender"] or "").strip().lower()
                 gender = GENDER_WORDS[gender_text] if gender_text else None
                 race = int(row["race"]) if (row.get("race") or "").strip() else -1
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, OverflowError, KeyError, TypeError):  # OverflowError: an age of inf
                 yield Record(os.path.join(folder, relative), key, problem=UNPARSABLE_LABEL)
                 continue
             yield Record(os.path.join(folder, relative), key, age=age, gender=gender, race=race)

@@ -19,30 +19,18 @@ import os
 
 import numpy as np
 
+from agegender.errors import AgeGenderError
+from agegender.faces import FACE_SIZE
+
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
 LABEL_COLUMNS = ("age", "gender", "age_group", "race")
 MANIFEST = "manifest.json"
+ROW_BYTES = {"images": FACE_SIZE * FACE_SIZE, "labels": 2 * len(LABEL_COLUMNS)}  # uint8 faces, int16 labels
 
 
-class StoreError(Exception):
-    """A store that is missing, incomplete, or of another version."""
-
-
-def save_npy_atomically(path, array):
-    """Write an array as .npy under a temporary name, then rename: readers never see half a file."""
-    temporary = path + ".partial"
-    with open(temporary, "wb") as file:
-        np.save(file, array, allow_pickle=False)
-    os.replace(temporary, path)
-
-
-def write_json_atomically(path, data):
-    temporary = path + ".partial"
-    with open(temporary, "w", encoding="utf-8") as file:
-        json.dump(data, file, indent=2)
-        file.write("\n")
-    os.replace(temporary, path)
+class StoreError(AgeGenderError):
+    """A store that is missing, damaged, or of another version."""
 
 
 def npy_header_bytes(path):
@@ -63,24 +51,59 @@ def read_manifest(folder):
     try:
         with open(path, encoding="utf-8") as file:
             manifest = json.load(file)
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, ValueError) as error:  # ValueError: not JSON, or not UTF-8
         raise StoreError(f"{path}: unreadable manifest ({error})") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise StoreError(f"{path}: store format {manifest.get('format_version')} is not the "
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        version = manifest.get("format_version") if isinstance(manifest, dict) else None
+        raise StoreError(f"{path}: store format {version} is not the "
                          f"supported {FORMAT_VERSION}; write it again with others/wash_data.py")
+    try:
+        complete = "age_edges" in manifest and all(
+            isinstance(manifest["splits"][split]["faces"], int)
+            and all({"images", "labels", "faces"} <= set(shard) for shard in manifest["splits"][split]["shards"])
+            for split in SPLITS)
+    except (KeyError, TypeError):
+        complete = False
+    if not complete:
+        raise StoreError(f"{path}: incomplete manifest (splits, shards or age edges missing); "
+                         "write the store again with others/wash_data.py")
+    for split in SPLITS:
+        check_shards(folder, manifest, split)
     return manifest
 
 
-def shard_paths(folder, manifest, split):
-    """(images .npy, labels .npy) paths of every shard of a split, checked to exist."""
-    pairs = []
+def check_shard(path, faces, kind):
+    """StoreError unless the .npy file `path` exists and holds exactly `faces` rows of `kind` ("images"
+    or "labels"): a shard cut short (a full disk, a copy interrupted) would otherwise be read in part."""
+    if not os.path.isfile(path):
+        raise StoreError(f"{path}: shard listed in the manifest is missing; wash the store again")
+    try:
+        data_bytes = os.path.getsize(path) - npy_header_bytes(path)
+    except (ValueError, OSError) as error:
+        raise StoreError(f"{path}: not a readable .npy shard ({error}); wash the store again") from None
+    expected = faces * ROW_BYTES[kind]
+    if data_bytes != expected:
+        raise StoreError(f"{path}: holds {data_bytes} bytes of {kind} where the manifest lists {faces} faces "
+                         f"({expected} bytes): the shard is damaged or cut short; wash the store again")
+
+
+def check_shards(folder, manifest, split):
+    """StoreError unless every shard of a split holds the faces the manifest lists, and those add up to
+    the split's count: checked whenever a store is opened, so that a damaged one is never read in part."""
+    total = 0
     for shard in manifest["splits"][split]["shards"]:
-        pair = tuple(os.path.join(folder, split, shard[kind]) for kind in ("images", "labels"))
-        for path in pair:
-            if not os.path.isfile(path):
-                raise StoreError(f"{path}: shard listed in the manifest is missing")
-        pairs.append(pair)
-    return pairs
+        for kind in ("images", "labels"):
+            check_shard(os.path.join(folder, split, shard[kind]), shard["faces"], kind)
+        total += shard["faces"]
+    if total != manifest["splits"][split]["faces"]:
+        raise StoreError(f"{os.path.join(folder, MANIFEST)}: the {split} shards hold {total} faces but the "
+                         f"split lists {manifest['splits'][split]['faces']}; wash the store again")
+
+
+def shard_paths(folder, manifest, split):
+    """(images .npy, labels .npy) paths of every shard of a split of a store read_manifest opened."""
+    return [tuple(os.path.join(folder, split, shard[kind]) for kind in ("images", "labels"))
+            for shard in manifest["splits"][split]["shards"]]
 
 
 def load_split(folder, split, limit=None):

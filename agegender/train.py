@@ -10,7 +10,6 @@ A run folder holds everything a run writes:
     confusion_<task>.png confusion matrices on the test split
     logs/                TensorBoard logs (tensorboard --logdir runs)
 """
-import argparse
 import json
 import math
 import os
@@ -21,12 +20,13 @@ import time
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
-import tensorflow as tf
 
-from agegender import evaluate, pipeline, plots, store
-from agegender.model import (ARCHITECTURES, EXACT_AGES, TASK_LABEL, ModelError, build_model, load_model,
+from agegender import atomic, cli, evaluate, pipeline, plots, store
+from agegender.errors import AgeGenderError, tensorflow_message
+from agegender.model import (ARCHITECTURES, EXACT_AGES, TASK_LABEL, build_model, load_model,
                              save_model, task_classes)
 from agegender.progress import Progress
+from agegender.quiet_tensorflow import tf
 
 EXACT_AGE_SIGMA = 2.0  # years: exact ages are learned as a narrow Gaussian around the labelled age
 RUNNING_STATISTICS_STEPS = 30  # batches that settle batch normalisation's averages after each epoch
@@ -81,7 +81,7 @@ def score_name(task):
     return "mae" if task == "exact_age" else "accuracy"
 
 
-class TrainError(Exception):
+class TrainError(AgeGenderError):
     """A run that cannot start: a run folder in the way, a store that does not fit."""
 
 
@@ -445,7 +445,7 @@ class Trainer:
         best = max(self.history, key=lambda entry: entry["valid_score"]) if self.history else None
         metrics = {"tasks": list(self.tasks), "history": self.history,
                    "best_epoch": best["epoch"] if best else None, "test": test}
-        store.write_json_atomically(os.path.join(self.run, "metrics.json"), metrics)
+        atomic.write_json(os.path.join(self.run, "metrics.json"), metrics)
         return metrics
 
     def finish(self):
@@ -482,14 +482,14 @@ class Trainer:
 
 def parse_arguments(tasks, description):
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(description=description)
+    parser = cli.ArgumentParser(description=description)
     parser.add_argument("--data", required=True, help="store written by others/wash_data.py")
     parser.add_argument("--run", required=True, help="run folder for checkpoints, model, metrics, plots, logs")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --run from its last finished epoch (its saved options win)")
     parser.add_argument("--force", action="store_true", help="delete --run and start again")
-    parser.add_argument("--epochs", type=int, help=f"maximum epochs (default {defaults.max_epochs})")
-    parser.add_argument("--patience", type=int, default=defaults.patience,
+    parser.add_argument("--epochs", type=cli.positive_int, help=f"maximum epochs (default {defaults.max_epochs})")
+    parser.add_argument("--patience", type=cli.positive_int, default=defaults.patience,
                         help="stop after this many epochs without a better validation accuracy "
                              f"(default {defaults.patience})")
     parser.add_argument("--arch", choices=list(ARCHITECTURES), default=defaults.architecture,
@@ -497,38 +497,40 @@ def parse_arguments(tasks, description):
                              f"(default {defaults.architecture})")
     parser.add_argument("--exact-age", action="store_true",
                         help="also learn the age in years (0..100) with a head of its own")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--batch-size", type=cli.positive_int, default=defaults.batch_size)
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default=defaults.optimizer,
                         help=f"Adam, or SGD with momentum as the original (default {defaults.optimizer})")
-    parser.add_argument("--learning-rate", type=float,
+    parser.add_argument("--learning-rate", type=cli.positive_float,
                         help="initial learning rate (default: %s)" % ", ".join(
                             f"{rate} for {name}" for name, rate in DEFAULT_LEARNING_RATES.items()))
-    parser.add_argument("--learning-rate-decay", type=float, default=defaults.learning_rate_decay,
+    parser.add_argument("--learning-rate-decay", type=cli.decay_factor, default=defaults.learning_rate_decay,
                         help="factor applied after every epoch")
-    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="L2 on the kernels")
+    parser.add_argument("--weight-decay", type=cli.non_negative_float, default=defaults.weight_decay,
+                        help="L2 on the kernels")
     parser.add_argument("--schedule", choices=("exponential", "cosine"), default=defaults.schedule,
                         help="learning rate: times --learning-rate-decay after every epoch, or one warm-up epoch "
                              f"then a cosine down to zero at the last epoch (default {defaults.schedule})")
-    parser.add_argument("--dropout", type=float, default=defaults.dropout)
-    parser.add_argument("--input-size", type=int, default=defaults.input_size,
+    parser.add_argument("--dropout", type=cli.fraction, default=defaults.dropout)
+    parser.add_argument("--input-size", type=cli.positive_int, default=defaults.input_size,
                         help="side in pixels the network sees the 128x128 faces at (default 128)")
     parser.add_argument("--rotate-and-zoom", action="store_true",
                         help="augmentation also rotates (up to 15 degrees) and zooms (0.9-1.1) the faces")
-    parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing,
+    parser.add_argument("--label-smoothing", type=cli.fraction, default=defaults.label_smoothing,
                         help="share of each gender / age-group label spread over the other classes (default 0)")
-    parser.add_argument("--expected-age-loss", type=float, default=defaults.expected_age_loss,
+    parser.add_argument("--expected-age-loss", type=cli.non_negative_float, default=defaults.expected_age_loss,
                         help="with --exact-age: weight of the expected age's absolute error in years (default 0)")
     parser.add_argument("--no-augment", dest="augment", action="store_false",
                         help="no random flips and shifts of the training faces")
     parser.add_argument("--class-weights", action="store_true",
                         help="weight classes by inverse frequency in the loss")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--seed", type=cli.non_negative_int, default=defaults.seed)
     parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
                         help="tf.distribute strategy: one device, mirrored over the local GPUs, or multiworker "
                              "from TF_CONFIG; auto picks multiworker with TF_CONFIG, mirrored with several "
                              "GPUs, else one (default auto). --batch-size is per replica")
     parser.add_argument("--quiet", action="store_true", help="no progress line, only a line per epoch")
     arguments = parser.parse_args()
+    arguments.given = cli.given_options(parser)
     config = TrainConfig(tasks=tuple(tasks), architecture=arguments.arch,
                          exact_age=arguments.exact_age, batch_size=arguments.batch_size,
                          max_epochs=arguments.epochs or defaults.max_epochs, patience=arguments.patience,
@@ -544,41 +546,80 @@ def parse_arguments(tasks, description):
 
 
 def saved_config(run, tasks, max_epochs=None):
-    """The options a run folder's config.json holds, or None; TrainError if the run trains other tasks."""
+    """(the options a run folder's config.json holds, the store it trains on), or (None, None);
+    TrainError if the run trains other tasks."""
     config_path = os.path.join(run, "config.json")
     if not os.path.isfile(config_path):
-        return None
-    with open(config_path, encoding="utf-8") as file:
-        saved = json.load(file)
-    saved["tasks"] = tuple(saved["tasks"])
-    # Options a run saved before they existed keep their defaults.
-    config = TrainConfig(**{field.name: saved[field.name] for field in fields(TrainConfig) if field.name in saved})
+        return None, None
+    try:
+        with open(config_path, encoding="utf-8") as file:
+            saved = json.load(file)
+        saved["tasks"] = tuple(saved["tasks"])
+        # Options a run saved before they existed keep their defaults.
+        config = TrainConfig(**{field.name: saved[field.name] for field in fields(TrainConfig) if field.name in saved})
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise TrainError(f"{config_path}: unreadable run options ({error}); start the run again with --force") from None
     if config.tasks != tuple(tasks):
         raise TrainError(f"{run}: this run trains {', '.join(config.tasks)}; resume it with its own script")
     config.max_epochs = max_epochs or config.max_epochs
-    return config
+    return config, saved.get("data")
+
+
+# Command-line options named otherwise than the TrainConfig field they set; the others share its name.
+OPTION_OF_FIELD = {"architecture": "arch", "max_epochs": "epochs"}
+
+
+def resume_differences(saved, trained_on, config, given, data):
+    """The options given with --resume that disagree with the run's own (more epochs may be given)."""
+    differences = []
+    for field in fields(TrainConfig):
+        option = OPTION_OF_FIELD.get(field.name, field.name)
+        new, old = getattr(config, field.name), getattr(saved, field.name)
+        if field.name != "max_epochs" and option in given and new != old:
+            differences.append(f"--{option.replace('_', '-')} {new} (the run's: {old})")
+    if trained_on and os.path.abspath(data) != trained_on:
+        differences.append(f"--data {data} (the run's: {trained_on})")
+    return differences
 
 
 def prepare_run(arguments, config):
-    """The config to train with: the saved one on --resume, else the new one once the folder is free."""
+    """The config to train with: the saved one on --resume, else the new one once the folder is free.
+    Only checks: nothing is written before start_run, so a refused command leaves the folder as it was."""
     run = arguments.run
-    resumed = saved_config(run, config.tasks, arguments.epochs) if arguments.resume else None
+    resumed, trained_on = saved_config(run, config.tasks, arguments.epochs) if arguments.resume else (None, None)
     if resumed:
+        differences = resume_differences(resumed, trained_on, config, arguments.given, arguments.data)
+        if differences:
+            raise TrainError(f"{run}: --resume continues with the run's own options, and these differ: "
+                             f"{'; '.join(differences)}; leave them out, or start a new run (another --run)")
         return resumed
     if os.path.exists(run) and os.listdir(run):
+        atomic.check_folder_destination(run, "config.json", "a run folder")
         if not arguments.force:
             raise TrainError(f"{run}: run folder exists; add --resume to continue it or --force to start again")
+    return config
+
+
+def start_run(arguments, config):
+    """A new run's folder, emptied with --force, holding its options; a resumed run's is kept."""
+    run = arguments.run
+    if arguments.resume and os.path.isfile(os.path.join(run, "config.json")):
+        return
+    if os.path.exists(run) and arguments.force:
         shutil.rmtree(run)
     os.makedirs(run, exist_ok=True)
-    store.write_json_atomically(os.path.join(run, "config.json"),
-                                {**asdict(config), "data": os.path.abspath(arguments.data)})
-    return config
+    atomic.write_json(os.path.join(run, "config.json"), {**asdict(config), "data": os.path.abspath(arguments.data)})
+
+
+def checkpointed_epochs(run):
+    """The epochs --resume would continue after: those of the last checkpoint written whole."""
+    latest = tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))
+    return int(latest.rsplit("-", 1)[-1]) if latest else 0
 
 
 def main(tasks, description):
     """Entry point of gender/gender.py, age/age.py and joint/jointly.py."""
     arguments, config = parse_arguments(tasks, description)
-    trainer = None
     try:
         strategy = make_strategy(arguments.strategy)
         if is_chief(strategy):
@@ -588,9 +629,12 @@ def main(tasks, description):
             # A non-chief worker writes what it must (saving is collective) to a folder of its own; on
             # --resume it reads the chief's run, which must then be on a shared file system.
             run = tempfile.mkdtemp(prefix="agegender-worker-")
-            resumed = saved_config(arguments.run, config.tasks, arguments.epochs) if arguments.resume else None
+            resumed, _ = saved_config(arguments.run, config.tasks, arguments.epochs) if arguments.resume else (None, None)
             config = resumed or config
+        # Built before the run folder is touched: it refuses a store that does not fit the options.
         trainer = Trainer(arguments.data, run, config, strategy)
+        if trainer.chief:
+            start_run(arguments, config)
         if strategy.num_replicas_in_sync > 1 and trainer.chief:
             kind = ("MultiWorkerMirroredStrategy" if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
                     else type(strategy).__name__)
@@ -602,12 +646,15 @@ def main(tasks, description):
             else:
                 print(f"{arguments.run}: no checkpoint to resume; starting at epoch 1", flush=True)
         metrics = trainer.fit(quiet=arguments.quiet)
-    except (TrainError, store.StoreError, ModelError) as error:
+    except (atomic.WriteError, tf.errors.OpError) as error:  # writing the run failed: a full disk, say
+        problem = error if isinstance(error, atomic.WriteError) else f"{arguments.run}: {tensorflow_message(error)}"
+        sys.exit(f"error: {problem}; {checkpointed_epochs(arguments.run)} finished epoch(s) are saved: once "
+                 "that is fixed, run the same command with --resume")
+    except AgeGenderError as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
-        saved = int(trainer.epoch) if trainer else 0
-        sys.stderr.write(f"\ninterrupted: {saved} finished epoch(s) are saved in {arguments.run}; "
-                         "run the same command with --resume to continue\n")
+        sys.stderr.write(f"\ninterrupted: {checkpointed_epochs(arguments.run)} finished epoch(s) are saved in "
+                         f"{arguments.run}; run the same command with --resume to continue\n")
         sys.exit(130)
     if not trainer.chief:
         shutil.rmtree(trainer.run, ignore_errors=True)

@@ -5,11 +5,13 @@ import time
 
 import cv2
 
+from agegender import atomic
+from agegender.errors import AgeGenderError
 from agegender.faces import VideoFaceFinder, to_gray
-from agegender.predict import draw, partial_path
+from agegender.predict import draw
 
 
-class VideoError(Exception):
+class VideoError(AgeGenderError):
     """A camera or video that cannot be opened or written."""
 
 
@@ -39,21 +41,51 @@ def display_available():
     return True
 
 
+def frames_in(path, expected):
+    """How many frames a video file holds (0 when it cannot be opened): the count its container states
+    when that is `expected`, else those that can be read, as some containers state only an estimate."""
+    video = cv2.VideoCapture(path)
+    frames = int(video.get(cv2.CAP_PROP_FRAME_COUNT)) if video.isOpened() else 0
+    if video.isOpened() and frames != expected:
+        frames = 0
+        while video.grab():
+            frames += 1
+    video.release()
+    return frames
+
+
 class AtomicVideoWriter:
-    """cv2.VideoWriter to a temporary name, renamed into place when closed."""
+    """cv2.VideoWriter to a temporary name, renamed into place once the file reads back with every frame.
+
+    OpenCV's writer reports no error: on a full disk it goes on "writing", and the file it leaves is cut
+    short and cannot be opened.
+    """
 
     def __init__(self, path, fps, size):
-        self.path, self.temporary = path, partial_path(path, ".mp4")
-        self.writer = cv2.VideoWriter(self.temporary, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        self.file = atomic.AtomicFile(path)
+        self.frames = 0
+        self.writer = cv2.VideoWriter(self.file.temporary, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
         if not self.writer.isOpened():
-            raise VideoError(f"{path}: cannot write a video there (folder missing or unknown extension)")
+            self.discard()
+            raise VideoError(f"{path}: cannot write a video there (an extension OpenCV does not know; try .mp4)")
 
     def write(self, frame):
         self.writer.write(frame)
+        self.frames += 1
 
     def close(self):
+        """Finish the file and put it in place, or VideoError (and nothing in place) if it is incomplete."""
         self.writer.release()
-        os.replace(self.temporary, self.path)
+        frames = frames_in(self.file.temporary, self.frames)
+        if frames != self.frames:
+            self.file.discard()
+            raise VideoError(f"{self.file.path}: the video could not be written whole ({frames} of {self.frames} "
+                             "frames read back; is the disk full?); nothing was put in place")
+        self.file.commit()
+
+    def discard(self):
+        self.writer.release()
+        self.file.discard()
 
 
 def run(predictor, source, out=None, display=False, max_frames=None, on_frame=None):
@@ -102,6 +134,11 @@ def run(predictor, source, out=None, display=False, max_frames=None, on_frame=No
                 cv2.imshow("age & gender (q to quit)", annotated)
                 if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                     break
+    except BaseException as error:
+        if writer and not isinstance(error, KeyboardInterrupt):  # Ctrl-C ends a recording; it keeps it
+            writer.discard()
+            writer = None
+        raise
     finally:
         capture.release()
         if writer:

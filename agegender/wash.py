@@ -10,12 +10,11 @@ The stages, in order:
 4. a seeded split, stratified by gender and age group, that depends on nothing but the data and seed;
 5. shards, index, reports and manifest, written into a temporary folder renamed into place at the end.
 """
-import csv
 import hashlib
 import math
 import multiprocessing
 import os
-import shutil
+import signal
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
@@ -25,7 +24,8 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
 
-from agegender import labels, store
+from agegender import atomic, labels, store
+from agegender.errors import AgeGenderError
 from agegender.faces import FACE_SIZE, HaarDetector, chip_box, crop_square
 from agegender.progress import Progress
 
@@ -44,7 +44,7 @@ class WashOptions:
     shard_size: int = 8192          # faces per shard file: 128 MB
 
 
-class WashError(Exception):
+class WashError(AgeGenderError):
     """A problem with the whole job (output exists, nothing left to write), not with one image."""
 
 
@@ -104,6 +104,9 @@ _worker_spool = None  # each worker appends its crops to a spool file of its own
 
 def _init_worker(work_folder):
     global _worker_spool
+    # Ctrl-C reaches every process of the terminal's group: the main process stops the pool and
+    # reports it once; workers that also raised KeyboardInterrupt would print a traceback each.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)  # the processes are the parallelism; OpenCV's own threads would oversubscribe
     # Unbuffered, so every crop is on disk the moment its result is returned.
     _worker_spool = open(os.path.join(work_folder, f"spool-{os.getpid()}.raw"), "ab", buffering=0)
@@ -164,15 +167,6 @@ def assign_splits(group_ids, strata, fractions, seed):
     return split_of_group[group_ids]
 
 
-def write_csv(path, header, rows):
-    temporary = path + ".partial"
-    with open(temporary, "w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(header)
-        writer.writerows(rows)
-    os.replace(temporary, path)
-
-
 def wash(sources, out, options=WashOptions(), force=False, quiet=False):
     """Clean `sources` (a list of (dataset name, src path, records)) into a store at `out`.
 
@@ -180,31 +174,14 @@ def wash(sources, out, options=WashOptions(), force=False, quiet=False):
     """
     started = time.perf_counter()
     out = os.path.abspath(out)
-    if os.path.exists(out) and not force:
-        raise WashError(f"{out}: already exists; pass --force to replace it")
-    work = f"{out}.partial-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
-    try:
-        manifest = _wash_into(sources, work, options, quiet, started)
-        _replace_folder(work, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return manifest
+    atomic.check_folder_destination(out, store.MANIFEST, "a dataset store")
+    if os.path.exists(out) and os.listdir(out) and not force:
+        raise WashError(f"{out}: a store is already there; pass --force to replace it")
+    with atomic.replacing_folder(out, store.MANIFEST, "a dataset store") as work:
+        return _wash_into(sources, work, options, quiet, started, out)
 
 
-def _replace_folder(new, target):
-    """Move `new` to `target`; an old `target` is deleted only once the new one is in place."""
-    old = None
-    if os.path.exists(target):
-        old = f"{target}.old-{os.getpid()}"
-        os.replace(target, old)
-    os.replace(new, target)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _wash_into(sources, work, options, quiet, started):
+def _wash_into(sources, work, options, quiet, started, out):
     records, source_summaries = [], []
     for dataset, src, reader in sources:
         before = len(records)
@@ -248,7 +225,12 @@ def _wash_into(sources, work, options, quiet, started):
     kept = [i for i in range(len(candidates)) if spool_places[i] is not None]
     kept.sort(key=lambda i: candidates[i].key)  # a data-defined order, whatever order workers finished
     if not kept:
-        raise WashError("no usable face left after cleaning; see the reasons above")
+        # The store is refused, but the reasons must not go with it: the report goes beside it.
+        report = f"{out}.dropped.csv"
+        _write_dropped(report, dropped)
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(Counter(r for _, r in dropped).items()))
+        raise WashError(f"{out}: no usable face left after cleaning ({reasons}); every image and its reason "
+                        f"in {report}")
     faces = [candidates[i] for i in kept]
     places = [spool_places[i] for i in kept]
     group_ids = group_duplicates([digests[i] for i in kept])
@@ -271,8 +253,7 @@ def _wash_into(sources, work, options, quiet, started):
             spool.close()
             os.remove(path)
 
-    write_csv(os.path.join(work, "dropped.csv"), ("key", "path", "reason"),
-              sorted((record.key, record.path, reason) for record, reason in dropped))
+    _write_dropped(os.path.join(work, "dropped.csv"), dropped)
     conflicting_groups = _write_duplicates(os.path.join(work, "duplicates.csv"), group_ids, faces, splits)
 
     group_names = labels.age_group_names(options.age_edges)
@@ -301,7 +282,7 @@ def _wash_into(sources, work, options, quiet, started):
         "seconds": round(time.perf_counter() - started, 2),
         "pixel_seconds": round(pixel_seconds, 2) if pixel_seconds else None,
     }
-    store.write_json_atomically(os.path.join(work, store.MANIFEST), manifest)
+    atomic.write_json(os.path.join(work, store.MANIFEST), manifest)
     return manifest
 
 
@@ -322,11 +303,11 @@ def _write_split(folder, spools, members, faces, places, age_groups, options):
             index_rows.append((shard_number, row, face.key, face.age, face.gender, face.race,
                                int(age_groups[face_index])))
         names = {"images": f"images-{shard_number:05d}.npy", "labels": f"labels-{shard_number:05d}.npy"}
-        store.save_npy_atomically(os.path.join(folder, names["images"]), images)
-        store.save_npy_atomically(os.path.join(folder, names["labels"]), label_rows)
+        atomic.save_npy(os.path.join(folder, names["images"]), images)
+        atomic.save_npy(os.path.join(folder, names["labels"]), label_rows)
         shards.append({**names, "faces": len(chunk)})
-    write_csv(os.path.join(folder, "index.csv"),
-              ("shard", "row", "key", "age", "gender", "race", "age_group"), index_rows)
+    atomic.write_csv(os.path.join(folder, "index.csv"),
+                     ("shard", "row", "key", "age", "gender", "race", "age_group"), index_rows)
     group_count = len(options.age_edges) + 1
     return {
         "faces": int(len(members)),
@@ -334,6 +315,11 @@ def _write_split(folder, spools, members, faces, places, age_groups, options):
         "age_group": np.bincount(age_groups[members], minlength=group_count).tolist(),
         "shards": shards,
     }
+
+
+def _write_dropped(path, dropped):
+    atomic.write_csv(path, ("key", "path", "reason"),
+                     sorted((record.key, record.path, reason) for record, reason in dropped))
 
 
 def _write_duplicates(path, group_ids, faces, splits):
@@ -350,7 +336,7 @@ def _write_duplicates(path, group_ids, faces, splits):
         for i in members:
             rows.append((group, faces[i].key, faces[i].age, faces[i].gender,
                          store.SPLITS[splits[i]], int(conflict)))
-    write_csv(path, ("group", "key", "age", "gender", "split", "conflicting_labels"), rows)
+    atomic.write_csv(path, ("group", "key", "age", "gender", "split", "conflicting_labels"), rows)
     return conflicting
 
 

@@ -17,7 +17,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from agegender import store  # noqa: E402
+from agegender import atomic, store  # noqa: E402
 
 # Runs in a fresh process: one epoch of the train split, batches of 128, as training reads it.
 STREAM_EPOCH = """
@@ -54,7 +54,7 @@ def repeat_store(source, target, times):
             shards.append({**names, "faces": shard["faces"]})
     repeated["splits"]["train"] = {**manifest["splits"]["train"], "shards": shards,
                                    "faces": manifest["splits"]["train"]["faces"] * times}
-    store.write_json_atomically(os.path.join(target, store.MANIFEST), repeated)
+    atomic.write_json(os.path.join(target, store.MANIFEST), repeated)
     return target
 
 

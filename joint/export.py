@@ -13,13 +13,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
 
-from agegender import export, store  # noqa: E402
-from agegender.model import ModelError, load_model  # noqa: E402
+from agegender import cli, export  # noqa: E402
+from agegender.model import load_model  # noqa: E402
 from agegender.predict import BUNDLED_MODEL  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=BUNDLED_MODEL, help="model folder (default: the bundled model)")
     parser.add_argument("--out", default="out/export",
                         help="export folder; an earlier export there is replaced (default out/export)")
@@ -28,14 +28,9 @@ def main():
                              "check every format (default data/utk)")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 TFLite model")
     arguments = parser.parse_args()
-    try:
-        model, description = load_model(arguments.model)
-        report = export.export(model, description, arguments.out, arguments.data, int8=not arguments.no_int8,
-                               model_folder=arguments.model)
-    except (ModelError, store.StoreError, export.ExportError) as error:
-        sys.exit(f"error: {error}")
-    except KeyboardInterrupt:
-        sys.exit("interrupted: nothing was written")
+    model, description = load_model(arguments.model)
+    report = export.export(model, description, arguments.out, arguments.data, int8=not arguments.no_int8,
+                           model_folder=arguments.model)
     print(f"{arguments.out}: checked on {report['check_faces']} test faces of {arguments.data}")
     for name, entry in report["formats"].items():
         line = f"  {name:15} {(entry['bytes'] or 0) / 1e6:6.2f} MB  {entry['latency_ms']:6.2f} ms per face"
@@ -45,4 +40,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, interrupted="interrupted: nothing was written")

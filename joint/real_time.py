@@ -10,9 +10,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
 
-from agegender import video  # noqa: E402
+from agegender import cli, video  # noqa: E402
 from agegender.faces import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS  # noqa: E402
-from agegender.model import ModelError  # noqa: E402
 from agegender.predict import BUNDLED_MODEL, ENGINES, Predictor  # noqa: E402
 
 # Detecting on frames shrunk to this side costs a third of full 640x480 and finds the same faces
@@ -21,31 +20,26 @@ DETECTION_MAX_SIDE = 320
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default="0", help="camera index or video file (default: camera 0)")
     parser.add_argument("--model", default=BUNDLED_MODEL, help="model folder (default: the bundled model)")
     parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
     parser.add_argument("--engine", choices=ENGINES, default="tensorflow",
                         help="run the model with TensorFlow, or convert it to TFLite when starting (1-2 s), "
                              "which classifies a face about 2x faster on a CPU")
-    parser.add_argument("--out", help="write the annotated video here (.mp4)")
+    parser.add_argument("--out", type=cli.output_file, help="write the annotated video here (.mp4)")
     parser.add_argument("--no-display", action="store_true",
                         help="no window (also automatic when no display is available)")
-    parser.add_argument("--max-frames", type=int, help="stop after this many frames")
+    parser.add_argument("--max-frames", type=cli.positive_int, help="stop after this many frames")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     arguments = parser.parse_args()
     display = not arguments.no_display and video.display_available()
     if not arguments.no_display and not display:
         print("no display available: running headless (see --out to keep the annotated video)", file=sys.stderr)
-    try:
-        predictor = Predictor(arguments.model, arguments.detector, detector_max_side=DETECTION_MAX_SIDE,
-                              engine=arguments.engine)
-        summary = video.run(predictor, arguments.source, out=arguments.out, display=display,
-                            max_frames=arguments.max_frames)
-    except (video.VideoError, ModelError, RuntimeError) as error:
-        sys.exit(f"error: {error}")
-    except KeyboardInterrupt:
-        sys.exit("interrupted")
+    predictor = Predictor(arguments.model, arguments.detector, detector_max_side=DETECTION_MAX_SIDE,
+                          engine=arguments.engine)
+    summary = video.run(predictor, arguments.source, out=arguments.out, display=display,
+                        max_frames=arguments.max_frames)
     if arguments.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -57,4 +51,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

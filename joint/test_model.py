@@ -10,7 +10,6 @@ exact-age head), the expected calibration error of each head, confusion matrices
 per gender, age group and race, so differences between groups of people are visible.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -18,9 +17,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import numpy as np  # noqa: E402
 
-from agegender import evaluate, labels, pipeline, plots, sources, store, wash  # noqa: E402
-from agegender.model import MODEL_JSON, TASK_LABEL, ModelError, expected_age, load_model  # noqa: E402
-from agegender.predict import BUNDLED_MODEL, ImageError, Predictor, label_image_file  # noqa: E402
+from agegender import atomic, cli, evaluate, labels, pipeline, plots, sources, store, wash  # noqa: E402
+from agegender.model import MODEL_JSON, TASK_LABEL, expected_age, load_model  # noqa: E402
+from agegender.predict import BUNDLED_MODEL, Predictor, label_image_file  # noqa: E402
 from agegender.progress import Progress  # noqa: E402
 
 
@@ -81,7 +80,7 @@ def calibrate(model_folder, data, flip_average):
     flip_average, in the model's model.json. The log-probabilities are the logits up to a constant per
     face, so the new temperature multiplies the one the model already has."""
     description = load_model(model_folder)[1]
-    store.write_json_atomically(os.path.join(model_folder, MODEL_JSON), {**description, "flip_average": flip_average})
+    atomic.write_json(os.path.join(model_folder, MODEL_JSON), {**description, "flip_average": flip_average})
     predictor = Predictor(model_folder)
     probabilities, face_labels = model_answers(predictor, labelled_batches(data, "valid"))
     temperatures = dict(predictor.model.temperatures)
@@ -89,8 +88,7 @@ def calibrate(model_folder, data, flip_average):
         if task != "exact_age":
             truth = face_labels[TASK_LABEL[task]]
             temperatures[task] *= evaluate.fit_temperature(np.log(np.maximum(values, 1e-30)), truth)
-    store.write_json_atomically(os.path.join(model_folder, MODEL_JSON),
-                                {**predictor.description, "temperatures": temperatures})
+    atomic.write_json(os.path.join(model_folder, MODEL_JSON), {**predictor.description, "temperatures": temperatures})
     return temperatures
 
 
@@ -123,14 +121,15 @@ def print_figures(figures):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=BUNDLED_MODEL, help="model folder (default: the bundled model)")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--data", help="a store written by others/wash_data.py, or a raw UTKFace folder")
     what.add_argument("--image", help="an image whose faces to classify")
     parser.add_argument("--split", choices=store.SPLITS, default="test", help="split of a store (default test)")
-    parser.add_argument("--out", default="out/evaluation", help="folder for confusion matrices / annotated image")
-    parser.add_argument("--json", help="write every figure to this JSON file")
+    parser.add_argument("--out", default="out/evaluation", type=cli.output_folder,
+                        help="folder for confusion matrices / annotated image")
+    parser.add_argument("--json", type=cli.output_file, help="write every figure to this JSON file")
     parser.add_argument("--calibrate", action="store_true",
                         help="first fit the model's temperatures on the valid split of --data (a store) and "
                              "write them into its model.json, so its probabilities mean what they say")
@@ -138,28 +137,25 @@ def main():
                         help="with --calibrate: the model averages each face with its mirror image from now on "
                              "(twice the cost a face; without it, --calibrate turns that off)")
     arguments = parser.parse_args()
-    try:
-        if arguments.calibrate:
-            if not arguments.data or not os.path.isfile(os.path.join(arguments.data, store.MANIFEST)):
-                parser.error("--calibrate needs --data naming a store (its valid split)")
-            temperatures = calibrate(arguments.model, arguments.data, arguments.flip_average)
-            print("temperatures fitted on the valid split: " + ", ".join(
-                f"{task} {value:.3f}" for task, value in temperatures.items() if task != "exact_age"))
-        predictor = Predictor(arguments.model)
-        if arguments.image:
-            results, figures = label_image_file(predictor, arguments.image, arguments.out)
-            print(f"{arguments.image}: {len(results)} face(s) -> {figures['annotated']}")
-            for number, result in enumerate(results, 1):
-                print(f"  face {number} at {result.box}: {result.caption()}")
-        else:
-            figures = {"model": os.path.abspath(arguments.model), "data": os.path.abspath(arguments.data),
-                       **evaluate_model(predictor, labelled_batches(arguments.data, arguments.split), arguments.out)}
-            print_figures({task: figures[task] for task in predictor.description["classes"]})
-        if arguments.json:
-            store.write_json_atomically(arguments.json, figures)
-    except (ModelError, ImageError, store.StoreError, sources.SourceError) as error:
-        sys.exit(f"error: {error}")
+    if arguments.calibrate:
+        if not arguments.data or not os.path.isfile(os.path.join(arguments.data, store.MANIFEST)):
+            parser.error("--calibrate needs --data naming a store (its valid split)")
+        temperatures = calibrate(arguments.model, arguments.data, arguments.flip_average)
+        print("temperatures fitted on the valid split: " + ", ".join(
+            f"{task} {value:.3f}" for task, value in temperatures.items() if task != "exact_age"))
+    predictor = Predictor(arguments.model)
+    if arguments.image:
+        results, figures = label_image_file(predictor, arguments.image, arguments.out)
+        print(f"{arguments.image}: {len(results)} face(s) -> {figures['annotated']}")
+        for number, result in enumerate(results, 1):
+            print(f"  face {number} at {result.box}: {result.caption()}")
+    else:
+        figures = {"model": os.path.abspath(arguments.model), "data": os.path.abspath(arguments.data),
+                   **evaluate_model(predictor, labelled_batches(arguments.data, arguments.split), arguments.out)}
+        print_figures({task: figures[task] for task in predictor.description["classes"]})
+    if arguments.json:
+        atomic.write_json(arguments.json, figures)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -10,11 +10,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
 
-from agegender import labels, sources, wash  # noqa: E402
+from agegender import cli, labels, sources, wash  # noqa: E402
 
 
 def parse_arguments():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", action="append", required=True, choices=sources.DATASETS,
                         help="kind of the next --src; repeat the pair for several sources")
     parser.add_argument("--src", action="append", required=True,
@@ -24,29 +24,24 @@ def parse_arguments():
                         help="IMDB-WIKI metadata file, when it is not inside --src (one per wiki/imdb source)")
     parser.add_argument("--out", required=True, help="folder to write the store to")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
-    parser.add_argument("--age-groups", default="4", type=labels.parse_age_edges,
+    parser.add_argument("--age-groups", default="4", type=cli.age_groups,
                         help="number of age groups, one of %s, or their lower edges such as 30,46,60 "
                              "(default 4: 0-29, 30-45, 46-59, 60+)" % sorted(labels.AGE_GROUP_PRESETS))
-    parser.add_argument("--split", default="85,5,10",
+    parser.add_argument("--split", default="85,5,10", type=cli.split_fractions,
                         help="train,valid,test proportions (default 85,5,10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
-    parser.add_argument("--min-face-score", type=float, default=1.0,
+    parser.add_argument("--min-face-score", type=cli.finite_float, default=1.0,
                         help="IMDB-WIKI: drop faces its detector scored lower (default 1.0)")
     parser.add_argument("--keep-second-face", action="store_true",
                         help="IMDB-WIKI: keep images where a second face was seen")
     parser.add_argument("--detect", action="store_true",
                         help="find the face again with the Haar cascade (drops images without one)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+    parser.add_argument("--workers", type=cli.positive_int, default=os.cpu_count(),
                         help="worker processes (default: one per core)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     arguments = parser.parse_args()
     if len(arguments.dataset) != len(arguments.src):
         parser.error("give one --src for each --dataset, in the same order")
-    try:
-        arguments.split = tuple(float(part) for part in arguments.split.split(","))
-        assert len(arguments.split) == 3 and min(arguments.split) >= 0 and sum(arguments.split) > 0
-    except (ValueError, AssertionError):
-        parser.error("--split takes three non-negative numbers, such as 85,5,10")
     return arguments
 
 
@@ -67,7 +62,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (sources.SourceError, wash.WashError) as error:
-        sys.exit(f"error: {error}")
+    cli.run(main, interrupted="interrupted: nothing was written")

@@ -54,7 +54,7 @@ def test_script_writes_every_format_and_a_report(exported, reference):
         assert entry["bytes"] == export.size_bytes(out / file) > 100_000
         assert 0 < entry["latency_ms"] < 1000 and set(entry["check"]) == set(description["class_counts"])
     assert report["formats"]["tflite_int8"]["bytes"] < 0.35 * report["formats"]["tflite_float32"]["bytes"]
-    assert not os.path.exists(f"{out}.partial")
+    assert os.listdir(out.parent) == [out.name]  # no temporary left beside it
     assert "tflite_int8" in result.stdout and "ms per face" in result.stdout
 
 

@@ -9,7 +9,7 @@ import matplotlib.cbook
 import numpy as np
 import pytest
 
-from agegender.faces import DEFAULT_DETECTOR, DETECTORS, VideoFaceFinder, crop_square, make_detector
+from agegender.faces import DEFAULT_DETECTOR, DETECTORS, DetectorError, VideoFaceFinder, crop_square, make_detector
 from agegender.predict import Predictor
 from conftest import ROOT, UTKFACE, run_script, utkface_names
 
@@ -21,7 +21,7 @@ from scene_benchmark import noise_texture, paste_face, scenes  # noqa: E402
 def detector_or_skip(name):
     try:
         return make_detector(name)
-    except RuntimeError as error:  # an optional package that is not installed
+    except DetectorError as error:  # an optional package that is not installed
         pytest.skip(str(error))
 
 

@@ -1,0 +1,104 @@
+"""What the scripts share on the command line: option types that refuse what is not meaningful, with
+the reason, and one way to end on a user's error: a single line `error: <file>: <problem>`, no traceback.
+"""
+import argparse
+import math
+import os
+import sys
+
+from agegender import atomic, labels
+from agegender.errors import AgeGenderError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, ending on a mistake in the options with the one line every error here takes."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind, text):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _checked(kind, requirement, accept):
+    """An option type: a finite number of `kind` that `accept`s, refused with the `requirement` otherwise."""
+    def parse(text):
+        value = _number(kind, text)
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: it must be {requirement}")
+        return value
+    return parse
+
+
+positive_int = _checked(int, "at least 1", lambda value: value >= 1)
+non_negative_int = _checked(int, "0 or more", lambda value: value >= 0)
+positive_float = _checked(float, "above 0", lambda value: value > 0)
+non_negative_float = _checked(float, "0 or more", lambda value: value >= 0)
+finite_float = _checked(float, "a finite number", lambda value: True)
+fraction = _checked(float, "from 0 up to (not including) 1", lambda value: 0 <= value < 1)
+decay_factor = _checked(float, "above 0 and at most 1", lambda value: 0 < value <= 1)
+
+
+def age_groups(text):
+    try:
+        return labels.parse_age_edges(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def split_fractions(text):
+    """'85,5,10' -> (85.0, 5.0, 10.0): train, valid and test each need faces (early stopping reads valid,
+    the final report test)."""
+    parts = text.split(",")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r}: give three proportions train,valid,test such as 85,5,10")
+    fractions = tuple(_number(float, part) for part in parts)
+    if min(fractions) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: each of train, valid and test needs a share above 0, "
+                                         "such as 85,5,10")
+    return fractions
+
+
+def output_file(text):
+    """A file to write: its folder must exist and it must not be a folder (checked before any work)."""
+    try:
+        atomic.check_file_destination(text)
+    except atomic.WriteError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def output_folder(text):
+    """A folder to write into (made when missing): it must not be a file."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text}: is a file, not a folder; choose another folder")
+    return text
+
+
+def given_options(parser, arguments=None):
+    """Names (dests) of the options a command line gives, as opposed to those left at their defaults."""
+    unset = object()
+    names = vars(parser.parse_args(arguments))
+    probe = parser.parse_args(arguments, namespace=argparse.Namespace(**{name: unset for name in names}))
+    return {name for name, value in vars(probe).items() if value is not unset}
+
+
+def run(main, interrupted="interrupted"):
+    """Call main(); a user's error (or a file the system refused) ends in one line on stderr, exit 1;
+    Ctrl-C in the line `interrupted`, exit 130."""
+    try:
+        main()
+    except AgeGenderError as error:
+        sys.exit(f"error: {error}")
+    except OSError as error:
+        sys.exit(f"error: {error.filename}: {error.strerror}" if error.filename else f"error: {error}")
+    except KeyboardInterrupt:
+        print(f"\n{interrupted}", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,44 @@
+"""TensorFlow, imported without the lines it prints at every start: `from agegender.quiet_tensorflow import tf`.
+
+TensorFlow 2.21 on a machine without a GPU greets every program with lines such as "oneDNN custom
+operations are on", "Could not find cuda drivers on your machine" (each twice) and "failed call to
+cuInit". Most come from its C++ logging before that is initialised, when TF_CPP_MIN_LOG_LEVEL is not
+yet read, so the variable alone cannot hide them. Here the import and the first look at the devices
+(which prints the cuInit line) run with stderr captured; those known lines are dropped and anything
+else is passed on. Whoever sets TF_CPP_MIN_LOG_LEVEL gets TensorFlow's own output at that level, all of
+it: TF_CPP_MIN_LOG_LEVEL=0 shows every message.
+"""
+import os
+import sys
+import tempfile
+
+START_UP_LINES = ("All log messages before absl::InitializeLog() is called",
+                  "oneDNN custom operations are on",
+                  "Could not find cuda drivers on your machine",
+                  "failed call to cuInit")
+
+
+def _import_tensorflow():
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:  # the user's choice, or too late
+        import tensorflow
+        return tensorflow
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # errors only, from when the logging has started
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow
+            tensorflow.config.list_physical_devices()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not any(known in line for known in START_UP_LINES)))
+            sys.stderr.flush()
+    return tensorflow
+
+
+tf = _import_tensorflow()

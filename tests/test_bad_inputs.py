@@ -1,0 +1,553 @@
+"""Bad inputs, damaged files, full disks and interruptions, as a careless user (or an unlucky one) meets
+them: each ends in one line `error: <file>: <problem>` with no traceback, and whatever was there
+before is left as it was.
+
+Most cases need no training: a store of 300 real faces washed once, the bundled model, and run
+folders started the way the training scripts start them. Full disks are small tmpfs mounts (root
+only; skipped elsewhere).
+"""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from argparse import Namespace
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT, UTKFACE, copy_utkface, run_script
+
+JOINT_MODEL = os.path.join(ROOT, "models", "joint")
+
+
+@pytest.fixture(autouse=True)
+def tensorflow_log_level_unset(monkeypatch):
+    """The scripts as a newcomer runs them: TensorFlow's log level left to the package."""
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    """300 real faces, their store, a video of real faces, and a run folder as a training script starts it."""
+    folder = tmp_path_factory.mktemp("assets")
+    raw = folder / "raw"
+    copy_utkface(raw, 300)
+    run_script("others/wash_data.py", "--dataset", "utkface", "--src", raw, "--out", folder / "store", "--quiet")
+    return Namespace(folder=folder, raw=raw, store=folder / "store", video=write_face_video(folder / "faces.mp4"),
+                     run=start_run(folder / "run", folder / "store"))
+
+
+def write_face_video(path, frames=90):
+    """A 640x480 video, 3 s at 30 fps, of a real UTKFace face drifting across a plain background."""
+    face = cv2.imread(os.path.join(UTKFACE, sorted(os.listdir(UTKFACE))[5000]))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
+    for frame_number in range(frames):
+        frame = np.full((480, 640, 3), 90, np.uint8)
+        x = 100 + 2 * frame_number
+        frame[140:340, x:x + 200] = face
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def start_run(run, data):
+    """A run folder as `joint/jointly.py --data DATA --run RUN` leaves it when stopped before its first
+    epoch ends: its options in config.json."""
+    from agegender import train
+    train.start_run(Namespace(run=str(run), data=str(data), resume=False, force=False),
+                    train.TrainConfig(tasks=("gender", "age")))
+    return run
+
+
+def copy_store(assets, folder):
+    return shutil.copytree(assets.store, folder)
+
+
+def copy_model(folder):
+    return shutil.copytree(JOINT_MODEL, folder)
+
+
+def snapshot(folder):
+    """Every file below `folder` with a digest of its bytes."""
+    files = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as file:
+                files[os.path.relpath(path, folder)] = hashlib.blake2b(file.read(), digest_size=16).hexdigest()
+    return files
+
+
+def truncate(path, keep_bytes):
+    with open(path, "r+b") as file:
+        file.truncate(keep_bytes)
+
+
+def edit_json(path, change):
+    with open(path, encoding="utf-8") as file:
+        data = json.load(file)
+    change(data)
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(data, file)
+
+
+def first_shard(store, split="train", kind="images"):
+    return os.path.join(store, split, f"{kind}-00000.npy")
+
+
+def header_bytes(path):
+    from agegender import store
+    return store.npy_header_bytes(path)
+
+
+# -- the cases ------------------------------------------------------------------------------------------
+# Each prepares its files in the test's folder `here` and returns (the script's arguments, what the error
+# line must name). Everything in `here` before the command must be unchanged after it.
+
+def wash_force_onto_a_folder_of_documents(here, assets):
+    (here / "notes").mkdir()
+    (here / "notes" / "thesis.txt").write_text("four years of work")
+    return ["others/wash_data.py", "--dataset", "utkface", "--src", assets.raw, "--out", here / "notes", "--force"], \
+        here / "notes"
+
+
+def wash_onto_a_store_without_force(here, assets):
+    copy_store(assets, here / "store")
+    return ["others/wash_data.py", "--dataset", "utkface", "--src", assets.raw, "--out", here / "store"], here / "store"
+
+
+def wash_with_age_groups(text):
+    def case(here, assets):
+        return ["others/wash_data.py", "--dataset", "utkface", "--src", assets.raw, "--out", here / "store",
+                "--age-groups", text], "--age-groups"
+    return case
+
+
+def wash_with_split(text):
+    def case(here, assets):
+        return ["others/wash_data.py", "--dataset", "utkface", "--src", assets.raw, "--out", here / "store",
+                "--split", text], "--split"
+    return case
+
+
+def wash_with_workers_0(here, assets):
+    return ["others/wash_data.py", "--dataset", "utkface", "--src", assets.raw, "--out", here / "store",
+            "--workers", "0"], "--workers"
+
+
+def wash_csv(content, encoding, named="faces.csv"):
+    def case(here, assets):
+        (here / "faces.csv").write_bytes(content.encode(encoding))
+        return ["others/wash_data.py", "--dataset", "csv", "--src", here / "faces.csv", "--out", here / "store"], \
+            here / named
+    return case
+
+
+def wash_zero_byte_mat(here, assets):
+    (here / "wiki_crop").mkdir()
+    (here / "wiki_crop" / "wiki.mat").write_bytes(b"")
+    return ["others/wash_data.py", "--dataset", "wiki", "--src", here / "wiki_crop", "--out", here / "store"], \
+        here / "wiki_crop" / "wiki.mat"
+
+
+def wash_folder_without_a_face(here, assets):
+    (here / "raw").mkdir()
+    (here / "raw" / "30_1_0_20170101000000000.jpg.chip.jpg").write_bytes(b"not an image")
+    (here / "raw" / "31_0_0_20170101000000001.jpg.chip.jpg").write_bytes(b"")
+    return ["others/wash_data.py", "--dataset", "utkface", "--src", here / "raw", "--out", here / "store",
+            "--quiet"], here / "store.dropped.csv"
+
+
+def train_with(*options):
+    def case(here, assets):
+        return ["joint/jointly.py", "--data", assets.store, "--run", here / "run", *options], options[0]
+    return case
+
+
+def train_on_missing_store(here, assets):
+    return ["joint/jointly.py", "--data", here / "no-store", "--run", here / "run"], here / "no-store"
+
+
+def train_batch_larger_than_the_split(here, assets):
+    return ["joint/jointly.py", "--data", assets.store, "--run", here / "run", "--batch-size", "1000"], assets.store
+
+
+def train_force_onto_a_folder_of_documents(here, assets):
+    (here / "notes").mkdir()
+    (here / "notes" / "thesis.txt").write_text("four years of work")
+    return ["joint/jointly.py", "--data", assets.store, "--run", here / "notes", "--force"], here / "notes"
+
+
+def resume_with_other_options(here, assets):
+    shutil.copytree(assets.run, here / "run")
+    return ["joint/jointly.py", "--data", assets.store, "--run", here / "run", "--resume", "--arch", "improved",
+            "--batch-size", "32"], "--batch-size 32"
+
+
+def resume_on_another_store(here, assets):
+    shutil.copytree(assets.run, here / "run")
+    copy_store(assets, here / "other-store")
+    return ["joint/jointly.py", "--data", here / "other-store", "--run", here / "run", "--resume"], \
+        here / "other-store"
+
+
+def damaged_store(damage):
+    """Training on a copy of the store damaged by `damage(store)`, which returns the file to be named."""
+    def case(here, assets):
+        store = copy_store(assets, here / "store")
+        return ["joint/jointly.py", "--data", store, "--run", here / "run"], damage(store)
+    return case
+
+
+def images_cut_to_whole_faces(store):
+    path = first_shard(store)
+    truncate(path, header_bytes(path) + 100 * 128 * 128)
+    return path
+
+
+def images_cut_mid_face(store):
+    path = first_shard(store)
+    truncate(path, os.path.getsize(path) - 5000)
+    return path
+
+
+def labels_cut_short(store):
+    path = first_shard(store, kind="labels")
+    truncate(path, header_bytes(path) + 8 * 40)
+    return path
+
+
+def manifest_counts_more_faces(store):
+    edit_json(os.path.join(store, "manifest.json"), lambda manifest: manifest["splits"]["valid"].update(faces=900))
+    return os.path.join(store, "manifest.json")
+
+
+def evaluate_json_into(target):
+    def case(here, assets):
+        (here / "figures").mkdir()
+        return ["joint/test_model.py", "--data", assets.store, "--json", here / target], here / target
+    return case
+
+
+def damaged_model(damage, script="joint/test_model.py"):
+    """A script run with a copy of the bundled model damaged by `damage(model)`, which returns the file to
+    be named."""
+    def case(here, assets):
+        model = copy_model(here / "model")
+        arguments = {"joint/test_model.py": ["--data", assets.store], "detect.py": [], "joint/export.py":
+                     ["--data", assets.store, "--out", here / "export"]}[script]
+        return [script, "--model", model, *arguments], damage(model)
+    return case
+
+
+def weights_cut_short(model):
+    path = os.path.join(model, "weights.npz")
+    truncate(path, os.path.getsize(path) // 2)
+    return model
+
+
+def weights_bit_flipped(model):
+    path = os.path.join(model, "weights.npz")
+    with open(path, "r+b") as file:
+        file.seek(os.path.getsize(path) // 2)
+        byte = file.read(1)
+        file.seek(-1, os.SEEK_CUR)
+        file.write(bytes([byte[0] ^ 0x10]))
+    return model
+
+
+def class_names_of_three(model):
+    path = os.path.join(model, "model.json")
+    edit_json(path, lambda description: description["classes"].update(age=["a", "b", "d"]))
+    return path
+
+
+def age_edges_of_two(model):
+    path = os.path.join(model, "model.json")
+    edit_json(path, lambda description: description.update(age_edges=[30, 60]))
+    return path
+
+
+def detect_into_a_file(here, assets):
+    (here / "out").write_text("a file, not a folder")
+    return ["detect.py", "--out", here / "out"], here / "out"
+
+
+def detect_not_an_image(here, assets):
+    (here / "photo.jpg").write_text("a text saved under an image's name")
+    return ["detect.py", here / "photo.jpg", "--out", here / "out"], here / "photo.jpg"
+
+
+def video_with(*options, named):
+    def case(here, assets):
+        (here / "folder").mkdir()
+        return ["joint/real_time.py", "--source", assets.video, "--no-display", *options], named(here)
+    return case
+
+
+def video_source_not_a_video(here, assets):
+    (here / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 and then nothing")
+    return ["joint/real_time.py", "--source", here / "clip.mp4", "--no-display"], here / "clip.mp4"
+
+
+def export_onto_a_folder_of_documents(here, assets):
+    (here / "notes").mkdir()
+    (here / "notes" / "thesis.txt").write_text("four years of work")
+    return ["joint/export.py", "--data", assets.store, "--out", here / "notes", "--no-int8"], here / "notes"
+
+
+CASES = [
+    # (script's exit code, a phrase of the problem, the case)
+    pytest.param(1, "is not a dataset store", wash_force_onto_a_folder_of_documents, id="wash --force onto documents"),
+    pytest.param(1, "pass --force", wash_onto_a_store_without_force, id="wash onto a store"),
+    pytest.param(2, "no preset of that many groups", wash_with_age_groups("7"), id="wash --age-groups 7"),
+    pytest.param(2, "strictly ascending", wash_with_age_groups("60,30"), id="wash --age-groups 60,30"),
+    pytest.param(2, "not a finite number", wash_with_split("inf,5,10"), id="wash --split inf,5,10"),
+    pytest.param(2, "needs a share above 0", wash_with_split("85,0,15"), id="wash --split 85,0,15"),
+    pytest.param(2, "give three proportions", wash_with_split("85,15"), id="wash --split 85,15"),
+    pytest.param(2, "at least 1", wash_with_workers_0, id="wash --workers 0"),
+    pytest.param(1, "not UTF-8", wash_csv("path,age,gender\nMüller.jpg,30,f\n", "latin-1"), id="wash Latin-1 CSV"),
+    pytest.param(1, "no usable face left after cleaning (unparsable_label 1)", wash_csv("path,age,gender\nface.jpg,inf,f\n", "utf-8", "store.dropped.csv"),
+                 id="wash CSV age inf"),
+    pytest.param(1, "not an IMDB-WIKI 'wiki' metadata file", wash_zero_byte_mat, id="wash zero-byte .mat"),
+    pytest.param(1, "no usable face left after cleaning (empty_file 1, unreadable 1)", wash_folder_without_a_face,
+                 id="wash no face left keeps the drop report"),
+    pytest.param(2, "at least 1", train_with("--batch-size", "0"), id="train --batch-size 0"),
+    pytest.param(2, "at least 1", train_with("--batch-size", "-5"), id="train --batch-size -5"),
+    pytest.param(2, "at least 1", train_with("--epochs", "0"), id="train --epochs 0"),
+    pytest.param(2, "above 0", train_with("--learning-rate", "0"), id="train --learning-rate 0"),
+    pytest.param(2, "up to (not including) 1", train_with("--dropout", "1"), id="train --dropout 1"),
+    pytest.param(2, "at least 1", train_with("--patience", "0"), id="train --patience 0"),
+    pytest.param(1, "not a dataset store", train_on_missing_store, id="train on a missing store"),
+    pytest.param(1, "fewer than one batch", train_batch_larger_than_the_split, id="train batch > split"),
+    pytest.param(1, "is not a run folder", train_force_onto_a_folder_of_documents, id="train --force onto documents"),
+    pytest.param(1, "--arch improved (the run's: original)", resume_with_other_options, id="resume other options"),
+    pytest.param(1, "the run's:", resume_on_another_store, id="resume on another store"),
+    pytest.param(1, "holds 1638400 bytes of images where the manifest lists 255 faces", damaged_store(images_cut_to_whole_faces), id="store images cut to 100 faces"),
+    pytest.param(1, "cut short", damaged_store(images_cut_mid_face), id="store images cut mid-face"),
+    pytest.param(1, "cut short", damaged_store(labels_cut_short), id="store labels cut short"),
+    pytest.param(1, "the valid shards hold", damaged_store(manifest_counts_more_faces), id="manifest counts disagree"),
+    pytest.param(2, "does not exist", evaluate_json_into("missing/figures.json"), id="evaluate --json into a missing folder"),
+    pytest.param(2, "is a folder", evaluate_json_into("figures"), id="evaluate --json onto a folder"),
+    pytest.param(1, "damaged model", damaged_model(weights_cut_short), id="weights.npz cut short"),
+    pytest.param(1, "damaged model", damaged_model(weights_bit_flipped), id="weights.npz bit flipped"),
+    pytest.param(1, "class names are ['a', 'b', 'd']", damaged_model(class_names_of_three), id="model.json 3 names"),
+    pytest.param(1, "the age edges [30, 60] give", damaged_model(age_edges_of_two), id="model.json 2 edges"),
+    pytest.param(1, "damaged model", damaged_model(weights_cut_short, "detect.py"), id="detect damaged model"),
+    pytest.param(1, "damaged model", damaged_model(weights_bit_flipped, "joint/export.py"), id="export damaged model"),
+    pytest.param(2, "is a file", detect_into_a_file, id="detect --out onto a file"),
+    pytest.param(1, "not an image OpenCV can read", detect_not_an_image, id="detect not an image"),
+    pytest.param(2, "at least 1", video_with("--max-frames", "-1", named=lambda here: "--max-frames"),
+                 id="video --max-frames -1"),
+    pytest.param(2, "is a folder", video_with("--out", "folder", named=lambda here: "folder"),
+                 id="video --out onto a folder"),
+    pytest.param(2, "does not exist", video_with("--out", "missing/out.mp4", named=lambda here: "missing/out.mp4"),
+                 id="video --out into a missing folder"),
+    pytest.param(1, "not a video OpenCV can read", video_source_not_a_video, id="video source not a video"),
+    pytest.param(1, "is not an export", export_onto_a_folder_of_documents, id="export onto documents"),
+]
+
+
+def error_line(result):
+    """The one line a refused command prints, checked to be all it prints on stderr."""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def run_case(arguments, here):
+    """Run a script in the folder `here` (relative paths land there), as a user would."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, arguments[0]), *map(str, arguments[1:])],
+                          capture_output=True, text=True, timeout=300, cwd=here, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("code, problem, case", CASES)
+def test_a_bad_input_gets_one_line_and_changes_nothing(code, problem, case, assets, tmp_path):
+    here = tmp_path / "here"
+    here.mkdir()
+    arguments, named = case(here, assets)
+    before = snapshot(here)
+    result = run_case(arguments, here)
+    line = error_line(result)
+    assert result.returncode == code, result.stderr
+    assert str(named) in line and problem in line, line
+    after = snapshot(here)
+    reports = {name for name in after if name.endswith(".dropped.csv")}  # the one thing a refusal may leave
+    assert {name: after[name] for name in after if name not in reports} == before
+
+
+def test_the_drop_report_of_a_refused_store_says_why(tmp_path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "30_1_0_20170101000000000.jpg.chip.jpg").write_bytes(b"not an image")
+    result = run_script("others/wash_data.py", "--dataset", "utkface", "--src", tmp_path / "raw",
+                        "--out", tmp_path / "store", check=False)
+    assert result.returncode == 1
+    with open(tmp_path / "store.dropped.csv", encoding="utf-8") as file:
+        assert file.read().splitlines()[1:] == [f"utkface/30_1_0_20170101000000000.jpg.chip.jpg,"
+                                                f"{tmp_path}/raw/30_1_0_20170101000000000.jpg.chip.jpg,unreadable"]
+
+
+def test_a_csv_saved_by_a_spreadsheet_with_a_byte_order_mark_is_read(assets, tmp_path):
+    names = sorted(os.listdir(assets.raw))[:40]
+    rows = "".join(f"{os.path.join(assets.raw, name)},{name.split('_')[0]},{name.split('_')[1]}\n" for name in names)
+    (tmp_path / "faces.csv").write_bytes(("path,age,gender\n" + rows).encode("utf-8-sig"))
+    result = run_script("others/wash_data.py", "--dataset", "csv", "--src", tmp_path / "faces.csv",
+                        "--out", tmp_path / "store", "--quiet", check=False)
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "store" / "manifest.json", encoding="utf-8") as file:
+        assert json.load(file)["counts"]["kept"] == 40
+
+
+# -- interruptions --------------------------------------------------------------------------------------
+
+def start_wash(out, *options):
+    """A wash of all of UTKFace (20,100 faces, several seconds) in a session of its own, as from a terminal."""
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "others/wash_data.py"), "--dataset", "utkface",
+                             "--src", UTKFACE, "--out", out, "--quiet", "--workers", "2", *options],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for_spools(out, seconds=60):
+    """The temporary store, once its workers are spooling faces."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        partials = [name for name in os.listdir(os.path.dirname(out)) if ".partial-" in name]
+        if partials and any(name.startswith("spool-") for name in os.listdir(os.path.join(os.path.dirname(out),
+                                                                                              partials[0]))):
+            return os.path.join(os.path.dirname(out), partials[0])
+        time.sleep(0.05)
+    raise AssertionError("the wash never started spooling faces")
+
+
+def test_ctrl_c_during_a_wash_prints_one_line_and_leaves_nothing(tmp_path, assets):
+    out = str(tmp_path / "store")
+    shutil.copytree(assets.store, out)
+    before = snapshot(out)
+    wash = start_wash(out, "--force")
+    wait_for_spools(out)
+    os.killpg(wash.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: every process of the group
+    _, stderr = wash.communicate(timeout=60)
+    assert wash.returncode == 130
+    assert stderr.strip() == "interrupted: nothing was written"
+    assert sorted(os.listdir(tmp_path)) == ["store"] and snapshot(out) == before
+
+
+def test_a_killed_wash_leaves_a_temporary_that_the_next_wash_removes(tmp_path, assets):
+    out = str(tmp_path / "store")
+    wash = start_wash(out)
+    leftover = wait_for_spools(out)
+    os.killpg(wash.pid, signal.SIGKILL)
+    wash.wait()
+    assert os.path.isdir(leftover)
+    run_script("others/wash_data.py", "--dataset", "utkface", "--src", assets.raw, "--out", out, "--quiet")
+    assert sorted(os.listdir(tmp_path)) == ["store"]
+
+
+def test_a_swap_killed_halfway_is_undone_by_the_next_write(tmp_path):
+    """A wash killed after moving the old store aside and before renaming the new one in: the next write
+    to the same place brings the old one back and removes the half-written one; a running process's
+    temporary is left alone."""
+    from agegender import atomic
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    (tmp_path / f"store.old-{finished.pid}").mkdir()
+    (tmp_path / f"store.old-{finished.pid}" / "manifest.json").write_text("the old store")
+    (tmp_path / f"store.partial-{finished.pid}").mkdir()
+    (tmp_path / f"store.partial-{os.getpid()}").mkdir()
+    atomic.remove_leftovers(tmp_path / "store")
+    assert sorted(os.listdir(tmp_path)) == ["store", f"store.partial-{os.getpid()}"]
+    assert (tmp_path / "store" / "manifest.json").read_text() == "the old store"
+
+
+# -- full disks -----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path, request):
+    """A small file system (150 KB unless the test asks for another size) holding one file of ours, or a
+    skip where mounting one is not allowed."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    size = getattr(request, "param", "150k")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.decode().strip()}")
+    (disk / "keep.txt").write_text("there before")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def assert_disk_as_before(disk):
+    assert os.listdir(disk) == ["keep.txt"] and (disk / "keep.txt").read_text() == "there before"
+
+
+def test_full_disk_while_washing(small_disk, assets):
+    result = run_script("others/wash_data.py", "--dataset", "utkface", "--src", assets.raw,
+                        "--out", small_disk / "store", "--quiet", check=False)
+    assert result.returncode == 1
+    assert error_line(result) == (f"error: {small_disk / 'store'}: cannot write it (No space left on device); "
+                                  "nothing there was changed")
+    assert_disk_as_before(small_disk)
+
+
+def test_full_disk_while_exporting(small_disk, assets):
+    result = run_script("joint/export.py", "--data", assets.store, "--out", small_disk / "export", "--no-int8",
+                        check=False)
+    assert result.returncode == 1
+    line = error_line(result)
+    assert line.startswith(f"error: {small_disk / 'export'}: cannot write") and "No space left on device" in line
+    assert_disk_as_before(small_disk)
+
+
+def test_full_disk_while_writing_a_video(small_disk, assets):
+    result = run_script("joint/real_time.py", "--source", assets.video, "--no-display",
+                        "--out", small_disk / "annotated.mp4", check=False)
+    assert result.returncode == 1
+    assert error_line(result).startswith(f"error: {small_disk / 'annotated.mp4'}: the video could not be "
+                                         "written whole")
+    assert_disk_as_before(small_disk)
+
+
+def test_the_same_video_on_a_disk_with_room_is_written_whole(tmp_path, assets):
+    result = run_script("joint/real_time.py", "--source", assets.video, "--no-display",
+                        "--out", tmp_path / "annotated.mp4")
+    assert "annotated video in" in result.stdout
+    written = cv2.VideoCapture(str(tmp_path / "annotated.mp4"))
+    assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 90
+    written.release()
+    assert os.listdir(tmp_path) == ["annotated.mp4"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("small_disk, failing_write", [("150k", "/model: cannot write it"), ("20m", ": No space")],
+                         ids=["the model does not fit", "the checkpoint does not fit"], indirect=["small_disk"])
+def test_full_disk_while_training(small_disk, failing_write, assets):
+    """One epoch on 255 faces (about 20 s), with the run folder on a small disk: 150 KB hold no model
+    (8.8 MB), 20 MB hold the model but not the checkpoint beside it (the weights and Adam's two moments)."""
+    result = run_script("joint/jointly.py", "--data", assets.store, "--run", small_disk / "run",
+                        "--epochs", "1", "--batch-size", "64", "--quiet", check=False)
+    assert result.returncode == 1
+    line = error_line(result)
+    assert line.startswith(f"error: {small_disk / 'run'}{failing_write}") and "No space left on device" in line
+    assert line.endswith("0 finished epoch(s) are saved: once that is fixed, run the same command with --resume")
+    assert (small_disk / "keep.txt").read_text() == "there before"
+    assert not [name for name in os.listdir(small_disk / "run") if ".partial-" in name]
+
+
+# -- TensorFlow's start-up lines --------------------------------------------------------------------------
+
+def test_a_newcomers_first_screen_shows_only_our_lines(tmp_path):
+    result = run_script("detect.py", "--out", tmp_path)
+    assert result.stderr == ""
+    assert "1 face(s)" in result.stdout
+
+
+def test_tensorflows_own_lines_come_back_with_its_usual_variable():
+    result = subprocess.run([sys.executable, "-c", "import agegender.model"], capture_output=True, text=True,
+                            cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert result.returncode == 0
+    assert "oneDNN custom operations are on" in result.stderr
