@@ -50,8 +50,12 @@ LATENCY_CALLS = 200         # single-face latency: the median of this many calls
 # (argmax). A head of many ordered classes (exact age in years) is read as its expected value, and
 # neighbouring years swap places at the top of its flat softmax: for a 101-year head (improved
 # architecture, one epoch) argmax agreement was 0.60 while the expected age moved by 0.23 years.
+# The bundled models' int8 files are off by 0.005-0.011 in mean probability under every kernel path,
+# here and on an emulated AVX2-only CPU (0.05 there while XNNPACK's int8 MEAN went wrong), and make
+# 97.5-99% of the decisions on the 2,010 UTKFace test faces. Agreement is held to 95%, not 97%: the
+# near-ties of a 4-class age head make it noisy on the few hundred faces of a small store's test split.
 TOLERANCES = {SAVED_MODEL: {"max_abs_diff": 1e-5}, "tflite_float32": {"max_abs_diff": 1e-4},
-              "tflite_int8": {"min_agreement": 0.95, "mean_abs_diff": 0.03}}
+              "tflite_int8": {"min_agreement": 0.95, "mean_abs_diff": 0.02}}
 AGREEMENT_MAX_CLASSES = 10
 # What the int8 model leaves in float: the operations whose int8 forms are wrong on some CPUs, lose
 # the picture, or are slow, and which cost next to nothing in float.
