@@ -4,7 +4,8 @@
     python joint/export.py --model runs/joint/model --out out/joint-export --data data/utk
 
 The int8 model is calibrated on faces of the store's train split; every format is compared with the
-model on its test split and the export is put in place only if it gives the model's answers.
+model on its test split (int8 under each of TFLite's kernel paths) and the export is put in place only
+if it gives the model's answers.
 export.json in the output folder lists file sizes, single-face latency and the agreement figures.
 """
 import argparse
@@ -33,10 +34,15 @@ def main():
                            model_folder=arguments.model)
     print(f"{arguments.out}: checked on {report['check_faces']} test faces of {arguments.data}")
     for name, entry in report["formats"].items():
-        line = f"  {name:15} {(entry['bytes'] or 0) / 1e6:6.2f} MB  {entry['latency_ms']:6.2f} ms per face"
-        for task, figures in entry.get("check", {}).items():
-            line += f"  {task}: agreement {figures['agreement']:.4f}, max diff {figures['max_abs_diff']:.2g}"
-        print(line)
+        print(f"  {name:15} {(entry['bytes'] or 0) / 1e6:6.2f} MB  {entry['latency_ms']:6.2f} ms per face"
+              + agreement(entry.get("check", {})))
+        for kernels, check in entry.get("check_by_kernels", {}).items():
+            print(f"  {'':15} {kernels + ' kernels':>29}" + agreement(check))
+
+
+def agreement(check):
+    return "".join(f"  {task}: agreement {figures['agreement']:.4f}, max diff {figures['max_abs_diff']:.2g}"
+                   for task, figures in check.items())
 
 
 if __name__ == "__main__":

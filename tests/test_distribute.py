@@ -6,10 +6,12 @@ import socket
 import subprocess
 import sys
 
-from conftest import QUICK_TRAINING, ROOT, run_script
+import pytest
 
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-from memory_scale import repeat_store, stream_epoch_peak  # noqa: E402
+from conftest import QUICK_TRAINING, ROOT
+from scaled_store import repeat_store, stream_epoch_peak
+
+pytestmark = pytest.mark.slow
 
 # In a fresh process, since logical devices must be set before TensorFlow starts: the same three SGD
 # steps on one device (batch 64) and mirrored over two logical CPUs (2 x 32), from the same weights.

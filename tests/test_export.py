@@ -12,6 +12,8 @@ from agegender.model import load_model
 from agegender.predict import BUNDLED_MODEL
 from conftest import run_script
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def exported(utk_store, tmp_path_factory):
@@ -29,10 +31,11 @@ def reference(utk_store):
     return faces, {task: values.numpy() for task, values in model.probabilities(faces).items()}
 
 
-def run_tflite(path, faces):
+def run_tflite(path, faces, kernels="xnnpack"):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-        interpreter = tf.lite.Interpreter(model_path=str(path))
+        interpreter = tf.lite.Interpreter(model_path=str(path),
+                                          experimental_op_resolver_type=export.KERNEL_PATHS[kernels])
     (detail,) = interpreter.get_input_details()
     assert detail["dtype"] == np.uint8 and list(detail["shape_signature"]) == [-1, 128, 128]
     outputs = interpreter.get_signature_runner("serving_default")(faces=faces)
@@ -53,6 +56,7 @@ def test_script_writes_every_format_and_a_report(exported, reference):
         entry = report["formats"][name]
         assert entry["bytes"] == export.size_bytes(out / file) > 100_000
         assert 0 < entry["latency_ms"] < 1000 and set(entry["check"]) == set(description["class_counts"])
+    assert set(report["formats"]["tflite_int8"]["check_by_kernels"]) == {"builtin", "reference"}
     assert report["formats"]["tflite_int8"]["bytes"] < 0.35 * report["formats"]["tflite_float32"]["bytes"]
     assert os.listdir(out.parent) == [out.name]  # no temporary left beside it
     assert "tflite_int8" in result.stdout and "ms per face" in result.stdout
@@ -77,18 +81,27 @@ def test_tflite_float32_gives_the_models_answers_on_real_faces(exported, referen
         np.testing.assert_allclose(outputs[task], values, atol=1e-4, rtol=0)
 
 
-def test_tflite_int8_is_quantised_and_makes_the_models_decisions(exported, reference):
+@pytest.mark.parametrize("kernels", list(export.KERNEL_PATHS))
+def test_tflite_int8_is_quantised_and_makes_the_models_decisions_under_every_kernel_path(exported, reference,
+                                                                                         kernels):
+    """The default XNNPACK delegate, TFLite's own kernels without it, and its reference kernels: a user's
+    runtime may pick any of them (XNNPACK's int8 MEAN went wrong on AVX2-only CPUs, see export.py)."""
     faces, expected = reference
-    interpreter, outputs = run_tflite(exported[0] / "model_int8.tflite", faces)
-    weights = [t for t in interpreter.get_tensor_details()  # constants: no batch dimension, and large
-               if -1 not in t["shape_signature"] and t["shape"].prod() > 10_000]
-    assert len(weights) >= 5 and all(t["dtype"] == np.int8 for t in weights)
+    interpreter, outputs = run_tflite(exported[0] / "model_int8.tflite", faces, kernels)
+    if kernels == "xnnpack":  # (TFLite's own kernels list scratch buffers among the tensors too)
+        weights = [t for t in interpreter.get_tensor_details()  # constants: no batch dimension, and large
+                   if -1 not in t["shape_signature"] and t["shape"].prod() > 10_000]
+        assert len(weights) >= 5 and all(t["dtype"] == np.int8 for t in weights)
     assert set(outputs) == set(expected)
+    limits = export.TOLERANCES["tflite_int8"]
     for task, values in expected.items():
-        # Measured on the 2,010 UTKFace test faces: agreement 0.989 (gender), 0.976 (age groups).
-        assert np.mean(outputs[task].argmax(1) == values.argmax(1)) >= 0.95, task
-        assert np.abs(outputs[task] - values).mean() < 0.03, task
+        assert np.mean(outputs[task].argmax(1) == values.argmax(1)) >= limits["min_agreement"], task
+        assert np.abs(outputs[task] - values).mean() <= limits["mean_abs_diff"], task
         np.testing.assert_allclose(outputs[task].sum(1), 1, atol=0.02)
+    report = json.loads((exported[0] / "export.json").read_text())["formats"]["tflite_int8"]
+    figures = report["check"] if kernels == "xnnpack" else report["check_by_kernels"][kernels]
+    agreement = np.mean(outputs["age"].argmax(1) == expected["age"].argmax(1))
+    assert figures["age"]["agreement"] == pytest.approx(agreement, abs=1.5 / len(faces))  # the export checked it
 
 
 class ThreeHeads(tf.Module):

@@ -2,7 +2,6 @@
 faces, looks at large photos at a bounded size, and follows faces through a video."""
 import json
 import os
-import sys
 
 import cv2
 import matplotlib.cbook
@@ -11,11 +10,9 @@ import pytest
 
 from agegender.faces import DEFAULT_DETECTOR, DETECTORS, DetectorError, VideoFaceFinder, crop_square, make_detector
 from agegender.predict import Predictor
-from conftest import ROOT, UTKFACE, run_script, utkface_names
-
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-from face_video import make_face_video  # noqa: E402
-from scene_benchmark import noise_texture, paste_face, scenes  # noqa: E402
+from conftest import UTKFACE, run_script, utkface_names
+from scenes_of_faces import noise_texture, paste_face, scenes
+from video_of_faces import make_face_video
 
 
 def detector_or_skip(name):

@@ -1,7 +1,6 @@
 """Inference as a user meets it: the scripts run as subprocesses on real images and real-face video."""
 import json
 import os
-import sys
 
 import cv2
 import numpy as np
@@ -10,10 +9,10 @@ import pytest
 from agegender import store
 from agegender.faces import HaarDetector, chip_box, crop_square
 from agegender.predict import BUNDLED_MODEL, Predictor
-from conftest import ROOT, UTKFACE, copy_utkface, run_script, utkface_names
+from conftest import UTKFACE, copy_utkface, run_script, utkface_names
+from video_of_faces import make_face_video
 
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-from face_video import make_face_video  # noqa: E402
+pytestmark = pytest.mark.slow
 
 
 def detectable_faces(count):

@@ -8,12 +8,15 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from agegender import store
 from agegender.model import load_model
-from agegender.train import TaskBalance, TrainConfig, Trainer, class_weight_vectors
+from agegender.train import TrainConfig, Trainer, class_weight_vectors
 from conftest import QUICK_TRAINING, ROOT, run_script
+
+pytestmark = pytest.mark.slow
 
 
 def majority_share(values):
@@ -49,19 +52,6 @@ def test_balance_parameters_move_and_stay_finite(joint_run):
     assert np.all(np.isfinite(values))
     assert np.all(np.abs(values[-1]) > 1e-3)  # both started at 0
     assert np.all(np.abs(values) < 10)
-
-
-def test_balance_settles_where_each_task_is_weighted_by_its_inverse_loss():
-    balance = TaskBalance(["gender", "age"])
-    optimizer = tf.keras.optimizers.SGD(0.1)
-    losses = {"gender": tf.constant(0.5), "age": tf.constant(2.0)}
-    for _ in range(300):
-        with tf.GradientTape() as tape:
-            total = balance(losses)
-        optimizer.apply_gradients(zip(tape.gradient(total, balance.trainable_variables),
-                                      balance.trainable_variables))
-    values = balance.values()
-    assert abs(values["gender"] - np.log(0.5)) < 1e-3 and abs(values["age"] - np.log(2.0)) < 1e-3
 
 
 def test_saved_model_reloads_with_the_same_predictions(utk_store, tmp_path):
@@ -134,20 +124,6 @@ def test_class_weights_make_every_class_count_alike(utk_store):
     counts = np.array(manifest["splits"]["train"]["age_group"])
     assert np.allclose(weights * counts, counts.sum() / len(counts))  # each class's total weight is equal
     assert weights[0] < 1 < weights[-1]  # the young majority weighs less, the old minority more
-
-
-def test_fast_local_response_normalization_matches_tensorflows_values_and_gradients():
-    from agegender.model import local_response_normalization
-    x = tf.random.stateless_normal([4, 16, 16, 32], seed=[1, 2]) * 30  # large enough for the sums to matter
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(x)
-        ours = local_response_normalization(x)
-        theirs = tf.nn.local_response_normalization(x, depth_radius=2, bias=1.0, alpha=1e-4, beta=0.75)
-        ours_sum, theirs_sum = tf.reduce_sum(ours * x), tf.reduce_sum(theirs * x)
-    assert float(tf.reduce_max(tf.abs(x - theirs))) > 1.0  # the normalisation really changes x
-    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(tape.gradient(ours_sum, x).numpy(), tape.gradient(theirs_sum, x).numpy(),
-                               rtol=1e-4, atol=1e-4)
 
 
 def test_improved_architecture_learns_exact_ages_and_exports(utk_store, tmp_path):

@@ -10,7 +10,9 @@ import pytest
 import scipy.io
 
 from agegender import faces, labels, sources, store, wash
-from conftest import UTKFACE, WIKI_MAT, copy_utkface, run_script, utkface_names
+from conftest import UTKFACE, WIKI_MAT, copy_utkface, require, run_script, utkface_names
+
+pytestmark = pytest.mark.slow
 
 
 def read_csv_rows(path):
@@ -25,22 +27,12 @@ def test_utkface_names_parse_what_can_be_parsed():
         "55_0_0_20170116232725357jpg.chip.jpg": (55, labels.MALE, 0),       # missing dot
         "14_0_0_2017011022340900.jpg.chip.jpg": (14, labels.MALE, 0),       # short datetime
     }
-    records = {os.path.basename(r.path): r for r in sources.read_utkface(UTKFACE)}
+    records = {os.path.basename(r.path): r for r in sources.read_utkface(require(UTKFACE))}
     assert len(records) == 20100
     for name, (age, gender, race) in real_malformed.items():
         record = records[name]
         assert (record.age, record.gender, record.race, record.problem) == (age, gender, race, None)
     assert sum(r.problem is not None for r in records.values()) == 0
-
-
-def test_age_groups_presets_and_edges():
-    assert labels.age_group_names() == ("0-29", "30-45", "46-59", "60+")
-    assert labels.age_group([0, 29, 30, 45, 46, 59, 60, 100]).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
-    for count in (3, 4, 5, 8, 10, 12):
-        assert len(labels.age_group_names(labels.parse_age_edges(str(count)))) == count
-    assert labels.parse_age_edges("20,40") == (20, 40)
-    with pytest.raises(ValueError):
-        labels.parse_age_edges("40,20")
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +167,7 @@ def write_wiki_images(folder, records, faces):
 
 def test_wiki_mat_real_metadata_with_written_images(tmp_path):
     crops = tmp_path / "wiki_crop"
-    records = list(sources.read_imdb_wiki(str(crops), "wiki", WIKI_MAT))
+    records = list(sources.read_imdb_wiki(str(crops), "wiki", require(WIKI_MAT)))
     assert len(records) == 62328
     first = records[0]  # 17/10000217_1981-05-05_2009.jpg: born 1981, photo 2009, IMDB-WIKI gender 1
     assert first.key == "wiki/17/10000217_1981-05-05_2009.jpg"

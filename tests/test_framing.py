@@ -1,0 +1,38 @@
+"""Chip framing on small synthetic images: the box a detector gives becomes the crop the model expects."""
+import cv2
+import numpy as np
+import pytest
+
+from agegender import faces
+
+
+def test_chip_box_scales_and_shifts_a_detector_box_to_the_chips_framing():
+    x, y, side, _ = faces.chip_box((100, 50, 207, 207))
+    assert side == pytest.approx(200)  # a 207 px detector box frames a 200 px chip
+    assert x + side / 2 == pytest.approx(100 + 207 / 2)  # centred across
+    assert y + side / 2 == pytest.approx(50 + 207 / 2 + 17)  # 17 px lower
+    assert faces.chip_box((0, 0, 100, 60))[2:] == faces.chip_box((0, 0, 60, 100))[2:]  # square, from the longer side
+
+
+def test_crop_inside_the_image_is_the_resized_region():
+    gray = np.random.default_rng(0).integers(0, 256, (300, 400), dtype=np.uint8)
+    crop = faces.crop_square(gray, (50.4, 20.6, 256, 256))
+    assert crop.shape == (faces.FACE_SIZE, faces.FACE_SIZE) and crop.dtype == np.uint8
+    assert np.array_equal(crop, cv2.resize(gray[21:277, 50:306], (128, 128), interpolation=cv2.INTER_AREA))
+    assert np.array_equal(faces.crop_square(gray, (0, 0, 64, 64)),  # smaller regions are enlarged
+                          cv2.resize(gray[:64, :64], (128, 128), interpolation=cv2.INTER_LINEAR))
+
+
+def test_crop_past_the_border_repeats_the_border_instead_of_black():
+    gray = np.tile(np.arange(50, 178, dtype=np.uint8), (128, 1))  # brightness grows to the right
+    crop = faces.crop_square(gray, (-64, 0, 128, 128))  # left half outside the image
+    assert crop.min() == 50  # no black band
+    assert np.all(crop[:, :64] == 50) and np.array_equal(crop[:, 64:], gray[:, :64])
+
+
+def test_gray_of_colour_and_of_gray_images():
+    colour = np.zeros((4, 4, 3), np.uint8)
+    colour[..., 2] = 255  # pure red in BGR
+    assert faces.to_gray(colour).shape == (4, 4) and faces.to_gray(colour)[0, 0] == 76  # 0.299 * 255
+    gray = np.ones((4, 4), np.uint8)
+    assert faces.to_gray(gray) is gray

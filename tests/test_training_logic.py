@@ -1,0 +1,74 @@
+"""Training's pure parts on small tensors: soft age targets, read-outs, augmentation, task balance, LRN."""
+import numpy as np
+import tensorflow as tf
+
+from agegender.model import local_response_normalization
+from agegender.pipeline import augment_batch
+from agegender.train import EXACT_AGE_SIGMA, TaskBalance, predict, soft_age_labels
+
+
+def test_soft_age_labels_are_a_narrow_gaussian_around_each_true_age():
+    targets = soft_age_labels(tf.constant([0, 37, 100])).numpy()
+    assert targets.shape == (3, 101)
+    np.testing.assert_allclose(targets.sum(1), 1, atol=1e-6)
+    assert targets.argmax(1).tolist() == [0, 37, 100]
+    middle = targets[1]
+    np.testing.assert_allclose(middle[37 - 5:37], middle[37 + 5:37:-1], rtol=1e-5)  # symmetric
+    np.testing.assert_allclose(middle[37 + int(EXACT_AGE_SIGMA)] / middle[37], np.exp(-0.5), rtol=1e-5)
+    assert middle[37 + 10] < 1e-5  # narrow: ten years off is nothing
+    assert targets[0, 0] > middle[37]  # at the edge, the mass that would fall below 0 stays on the ages left
+
+
+def test_predictions_are_the_argmax_or_for_exact_age_the_expected_years():
+    logits = np.full((2, 101), -20.0, np.float32)
+    logits[0, 37] = 20.0
+    logits[1, [30, 40]] = 20.0  # two equally likely ages: their mean
+    np.testing.assert_allclose(predict("exact_age", tf.constant(logits)).numpy(), [37, 35], atol=1e-3)
+    assert predict("age", tf.constant([[0.1, 2.0, 0.3], [5.0, 0.0, 1.0]])).numpy().tolist() == [1, 0]
+
+
+def test_augmentation_flips_and_shifts_each_face_by_at_most_8_pixels_reproducibly():
+    faces = tf.constant(np.random.default_rng(0).integers(0, 256, (16, 128, 128, 1), dtype=np.uint8))
+    augmented = augment_batch(faces, tf.constant([3, 4])).numpy()
+    assert augmented.shape == faces.shape and augmented.dtype == np.uint8
+    assert np.array_equal(augmented, augment_batch(faces, tf.constant([3, 4])).numpy())
+    assert not np.array_equal(augmented, augment_batch(faces, tf.constant([5, 6])).numpy())
+    padded = np.pad(faces.numpy(), [(0, 0), (8, 8), (8, 8), (0, 0)], mode="symmetric")
+    flips = []
+    for face, result in zip(padded, augmented):
+        candidates = [(flip, dy, dx) for flip in (False, True) for dy in range(-8, 9) for dx in range(-8, 9)
+                      if np.array_equal(result, (face[:, ::-1] if flip else face)[8 + dy:136 + dy, 8 + dx:136 + dx])]
+        assert len(candidates) == 1  # each face is one flip-and-shift of itself, nothing else
+        flips.append(candidates[0][0])
+    assert 0 < sum(flips) < len(flips)  # some flipped, some not
+
+
+def test_balance_settles_where_each_task_is_weighted_by_its_inverse_loss():
+    balance = TaskBalance(["gender", "age"])
+    optimizer = tf.keras.optimizers.SGD(0.1)
+    losses = {"gender": tf.constant(0.5), "age": tf.constant(2.0)}
+
+    @tf.function  # 300 eager steps took 5-10 s
+    def step():
+        with tf.GradientTape() as tape:
+            total = balance(losses)
+        optimizer.apply_gradients(zip(tape.gradient(total, balance.trainable_variables),
+                                      balance.trainable_variables))
+
+    for _ in range(300):
+        step()
+    values = balance.values()
+    assert abs(values["gender"] - np.log(0.5)) < 1e-3 and abs(values["age"] - np.log(2.0)) < 1e-3
+
+
+def test_fast_local_response_normalization_matches_tensorflows_values_and_gradients():
+    x = tf.random.stateless_normal([4, 16, 16, 32], seed=[1, 2]) * 30  # large enough for the sums to matter
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = local_response_normalization(x)
+        theirs = tf.nn.local_response_normalization(x, depth_radius=2, bias=1.0, alpha=1e-4, beta=0.75)
+        ours_sum, theirs_sum = tf.reduce_sum(ours * x), tf.reduce_sum(theirs * x)
+    assert float(tf.reduce_max(tf.abs(x - theirs))) > 1.0  # the normalisation really changes x
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(tape.gradient(ours_sum, x).numpy(), tape.gradient(theirs_sum, x).numpy(),
+                               rtol=1e-4, atol=1e-4)
