@@ -22,6 +22,9 @@ import pytest
 
 from conftest import ROOT, UTKFACE, copy_utkface, run_script
 
+# Each case runs a script as a user would (TensorFlow's import alone takes seconds): end to end.
+pytestmark = pytest.mark.slow
+
 JOINT_MODEL = os.path.join(ROOT, "models", "joint")
 
 
@@ -522,7 +525,6 @@ def test_the_same_video_on_a_disk_with_room_is_written_whole(tmp_path, assets):
     assert os.listdir(tmp_path) == ["annotated.mp4"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("small_disk, failing_write", [("150k", "/model: cannot write it"), ("20m", ": No space")],
                          ids=["the model does not fit", "the checkpoint does not fit"], indirect=["small_disk"])
 def test_full_disk_while_training(small_disk, failing_write, assets):
