@@ -202,7 +202,8 @@ class ImprovedFaceNet(FaceNet):
 
     conv 5x5/32 stride 2 -> BN -> ReLU -> max-pool (32x32); conv 3x3/64 -> BN -> ReLU -> max-pool (16x16);
     residual block 128 -> max-pool (8x8); residual block 256 -> global average pool (256) -> dropout.
-    About 2x the original's FLOPs, with 1.6M parameters against its 2.2M (its FC 512 layer held most).
+    Fewer parameters than the original (its FC 512 layer held most) but more FLOPs a face: forward_flops
+    counts both models' from their graphs.
     """
 
     architecture = "improved"

@@ -26,7 +26,7 @@ def main():
     parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
     parser.add_argument("--engine", choices=ENGINES, default="tensorflow",
                         help="run the model with TensorFlow, or convert it to TFLite when starting (1-2 s), "
-                             "which classifies a face about 2x faster on a CPU")
+                             "which classifies a face faster on a CPU (bench/benchmark.py measures both)")
     parser.add_argument("--out", type=cli.output_file, help="write the annotated video here (.mp4)")
     parser.add_argument("--no-display", action="store_true",
                         help="no window (also automatic when no display is available)")
