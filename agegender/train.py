@@ -133,9 +133,9 @@ class TaskBalance(tf.Module):
         super().__init__(name="task_balance")
         self.log_variances = {task: tf.Variable(0.0, name=f"log_variance_{task}") for task in tasks}
 
-    def __call__(self, task_losses, replicas=1):
-        """The total for losses that sum over `replicas` replicas to the global ones (see Trainer)."""
-        return tf.add_n([tf.exp(-self.log_variances[task]) * loss + self.log_variances[task] / replicas
+    def __call__(self, task_losses):
+        """The total for each face (or batch) from its loss per task."""
+        return tf.add_n([tf.exp(-self.log_variances[task]) * loss + self.log_variances[task]
                          for task, loss in task_losses.items()])
 
     def values(self):
@@ -156,9 +156,8 @@ class Trainer:
     """One training run: the model, its optimiser and balance, and the run folder they are kept in.
 
     Under a tf.distribute strategy every replica takes config.batch_size faces a step (the global
-    batch is that times the replicas); each replica's losses are sums over its faces divided by the
-    global batch, so that the sum over replicas, which the optimiser all-reduces, is the global mean.
-    A cluster's non-chief workers keep their run folder in a temporary place (see main).
+    batch is that times the replicas; replica_step scales the loss). A cluster's non-chief workers
+    keep their run folder in a temporary place (see main).
     """
 
     def __init__(self, data, run, config, strategy=None):
@@ -222,8 +221,9 @@ class Trainer:
 
     # -- the step ------------------------------------------------------------------------------------
 
-    def task_losses(self, logits, batch_labels, weighted, global_batch):
-        """Per task, the sum of the faces' losses divided by global_batch (their mean on one replica)."""
+    def face_losses(self, logits, batch_labels, training):
+        """Per task, each face's loss: cross-entropy (exact age: against a Gaussian around the true age,
+        plus the expected age's error in years); in training, label smoothing and class weights too."""
         losses = {}
         for task, task_logits in logits.items():
             truth = batch_labels[TASK_LABEL[task]]
@@ -234,25 +234,28 @@ class Trainer:
                         predict(task, task_logits) - tf.cast(truth, tf.float32))
             else:
                 classes = task_logits.shape[-1]
-                smoothing = self.config.label_smoothing if weighted else 0.0  # valid losses stay plain
+                smoothing = self.config.label_smoothing if training else 0.0  # valid losses stay plain
                 targets = tf.one_hot(truth, classes) * (1 - smoothing) + smoothing / classes
                 per_face = tf.nn.softmax_cross_entropy_with_logits(targets, task_logits)
-            weights = None
-            if weighted and self.class_weights is not None and task in self.class_weights:
-                weights = tf.gather(self.class_weights[task], truth)
-            weighted_sum = tf.reduce_sum(per_face if weights is None else per_face * weights)
-            losses[task] = weighted_sum / tf.cast(global_batch, tf.float32)
+            if training and self.class_weights is not None and task in self.class_weights:
+                per_face *= tf.gather(self.class_weights[task], truth)
+            losses[task] = per_face
         return losses
 
     def replica_step(self, images, batch_labels):
         """One replica's share of a step: its gradients are summed over the replicas by apply_gradients."""
         with tf.GradientTape() as tape:
             logits = self.model(images, training=True)
-            losses = self.task_losses(logits, batch_labels, weighted=True, global_batch=self.global_batch)
-            objective = self.balance(losses, self.replicas) if self.balance else tf.add_n(list(losses.values()))
+            face_losses = self.face_losses(logits, batch_labels, training=True)
+            objective = self.balance(face_losses) if self.balance else tf.add_n(list(face_losses.values()))
             l2 = self.config.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.model.kernels])
-            total = objective + l2 / self.replicas
+            # Each replica sees its share of the global batch: these scale its loss so that the gradients
+            # summed over the replicas are those of the global batch's mean loss, with L2 counted once.
+            total = (tf.nn.compute_average_loss(objective, global_batch_size=self.global_batch)
+                     + tf.nn.scale_regularization_loss(l2))
         self.optimizer.apply_gradients(zip(tape.gradient(total, self.variables), self.variables))
+        losses = {task: tf.nn.compute_average_loss(values, global_batch_size=self.global_batch)
+                  for task, values in face_losses.items()}
         return losses, self.score_sums(logits, batch_labels)
 
     @tf.function(reduce_retracing=True)
@@ -267,7 +270,8 @@ class Trainer:
     def eval_step(self, images, batch_labels):
         """Evaluation on one device, with the replicas' shared weights: losses, predictions, logits."""
         logits = self.model(images, training=False)
-        losses = self.task_losses(logits, batch_labels, weighted=False, global_batch=tf.shape(images)[0])
+        losses = {task: tf.reduce_mean(values)
+                  for task, values in self.face_losses(logits, batch_labels, training=False).items()}
         return losses, {task: predict(task, task_logits) for task, task_logits in logits.items()}, logits
 
     @staticmethod
