@@ -197,6 +197,16 @@ class BatchNorm(tf.Module):
         return tf.nn.batch_normalization(x, mean, variance, self.offset, self.scale, 1e-3)
 
 
+def convolve(x, conv_bn, stride, training, relu=True):
+    """Convolution -> batch normalisation (-> ReLU), with a (kernel, BatchNorm) pair.
+
+    A plain function: AutoGraph, tracing a saved model's signature, called a static method of the
+    network with the network as its first argument."""
+    kernel, norm = conv_bn
+    x = norm(tf.nn.conv2d(x, kernel, stride, "SAME"), training)
+    return tf.nn.relu(x) if relu else x
+
+
 class ImprovedFaceNet(FaceNet):
     """A stronger trunk for the same faces and heads: batch normalisation, residual blocks, more filters.
 
@@ -225,18 +235,12 @@ class ImprovedFaceNet(FaceNet):
                 self.conv_bn(f"{name}/conv2", [3, 3, outputs, outputs]),
                 self.conv_bn(f"{name}/shortcut", [1, 1, inputs, outputs]))
 
-    @staticmethod
-    def apply(x, conv_bn, stride, training, relu=True):
-        kernel, norm = conv_bn
-        x = norm(tf.nn.conv2d(x, kernel, stride, "SAME"), training)
-        return tf.nn.relu(x) if relu else x
-
     def trunk(self, x, training):
-        x = tf.nn.max_pool2d(self.apply(x, self.stem, 2, training), 3, 2, "SAME")
-        x = tf.nn.max_pool2d(self.apply(x, self.conv, 1, training), 3, 2, "SAME")
+        x = tf.nn.max_pool2d(convolve(x, self.stem, 2, training), 3, 2, "SAME")
+        x = tf.nn.max_pool2d(convolve(x, self.conv, 1, training), 3, 2, "SAME")
         for i, (first, second, shortcut) in enumerate(self.blocks):
-            y = self.apply(self.apply(x, first, 1, training), second, 1, training, relu=False)
-            x = tf.nn.relu(y + self.apply(x, shortcut, 1, training, relu=False))
+            y = convolve(convolve(x, first, 1, training), second, 1, training, relu=False)
+            x = tf.nn.relu(y + convolve(x, shortcut, 1, training, relu=False))
             if i < len(self.blocks) - 1:
                 x = tf.nn.max_pool2d(x, 3, 2, "SAME")
         x = tf.reduce_mean(x, axis=[1, 2])
