@@ -61,7 +61,7 @@ class Predictor:
     def __init__(self, model_folder=BUNDLED_MODEL, detector=DEFAULT_DETECTOR, detector_max_side=DETECTION_MAX_SIDE,
                  use_model=True, engine="tensorflow"):
         """engine: "tensorflow", or "tflite": the model converted to TFLite float32 when loaded (1-2 s),
-        faster for the one or two faces a webcam frame holds, with the same answers to 1e-6."""
+        faster for the one or two faces a webcam frame holds, with the same answers to 1e-5."""
         self.detector = make_detector(detector, max_side=detector_max_side)
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")

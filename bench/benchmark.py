@@ -198,7 +198,7 @@ STAGES = {"dataset": dataset_build, "inference": inference, "realtime": real_tim
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faces", default=SHARED_UTKFACE, help="UTKFace folder (default: ../shared/data/utkface)")
-    parser.add_argument("--model", default=os.path.join(ROOT, "models", "joint"))
+    parser.add_argument("--model", default=os.path.join(ROOT, "models", "improved"), help="default: the default model")
     parser.add_argument("--compare", nargs="*", default=[],
                         help="more model folders for the accuracy stage, beside --model")
     parser.add_argument("--data", default=os.path.join(ROOT, "data", "utk"),
