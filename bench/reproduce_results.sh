@@ -16,3 +16,5 @@ $PYTHON bench/results_table.py runs/jointly runs/gender runs/age
 # Bundle the joint model: what every inference script uses unless --model names another.
 mkdir -p models/joint
 cp runs/jointly/model/model.json runs/jointly/model/weights.npz runs/jointly/metrics.json models/joint/
+# As bundled: calibrated on the valid split, each face averaged with its mirror image (bench/RESULTS.md).
+$PYTHON joint/test_model.py --data data/utk --model models/joint --calibrate --flip-average --out out/evaluation-joint
