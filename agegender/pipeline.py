@@ -4,6 +4,8 @@ Each shard is a .npy file: a header, then fixed-size rows. FixedLengthRecordData
 straight from disk in TensorFlow's own threads, so memory holds only the shuffle buffer and a few
 batches, however large the dataset.
 """
+import math
+
 from agegender import store
 from agegender.faces import FACE_SIZE
 from agegender.quiet_tensorflow import tf
@@ -51,7 +53,7 @@ def _warp_batch(images, seed):
     batch = tf.shape(images)[0]
     uniform = lambda i, low, high: tf.random.stateless_uniform(  # noqa: E731
         [batch], tf.random.experimental.stateless_fold_in(seed, i), minval=low, maxval=high)
-    angle = uniform(0, -1.0, 1.0) * MAX_ROTATION_DEGREES * (3.141592653589793 / 180)
+    angle = uniform(0, -1.0, 1.0) * math.radians(MAX_ROTATION_DEGREES)
     zoom = uniform(1, *ZOOM_RANGE)
     flip = tf.where(uniform(2, 0.0, 1.0) < 0.5, -1.0, 1.0)
     shift_x, shift_y = uniform(3, -8.0, 8.0), uniform(4, -8.0, 8.0)
