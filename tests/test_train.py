@@ -96,7 +96,7 @@ def test_interrupted_run_resumes_from_its_last_finished_epoch(utk_store, tmp_pat
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)  # Ctrl-C, during epoch 2
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130 and "--resume" in stderr and "Traceback" not in stderr
+    assert process.returncode == 130 and "--resume" in stderr and "Traceback" not in stderr, stderr
     finished = json.loads((run / "metrics.json").read_text())["history"]
     assert [entry["epoch"] for entry in finished] == [1]
 
