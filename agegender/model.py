@@ -25,7 +25,7 @@ WEIGHTS = "weights.npz"
 
 
 EXACT_AGES = 101  # the exact-age head's classes: 0..100 years (wash keeps ages in that range)
-TASK_LABEL = {"gender": "gender", "age": "age_group", "exact_age": "age"}  # the label column each task learns
+TASK_LABEL = {"gender": "gender", "age": "age_group", "exact_age": "age", "race": "race"}  # the label column each task learns
 
 
 def task_classes(task, age_edges):
@@ -36,6 +36,8 @@ def task_classes(task, age_edges):
         return list(labels.age_group_names(age_edges))
     if task == "exact_age":
         return [str(years) for years in range(EXACT_AGES)]
+    if task == "race":
+        return list(labels.RACE_NAMES)
     raise ValueError(f"unknown task {task!r}")
 
 
@@ -280,6 +282,15 @@ def save_model(model, folder, metadata):
     with atomic.replacing_folder(folder, MODEL_JSON, "a model folder") as temporary:
         atomic.write_json(os.path.join(temporary, MODEL_JSON), description)
         np.savez_compressed(os.path.join(temporary, WEIGHTS), **model.weights())
+
+
+def without_heads(model, tasks):
+    """A copy of the model without the heads of `tasks` (auxiliary tasks, learned but never shown)."""
+    kept = {task: count for task, count in model.class_counts.items() if task not in tasks}
+    copy = type(model)(kept, dropout=model.dropout, input_size=model.input_size,
+                       temperatures=model.temperatures, flip_average=model.flip_average)
+    copy.assign(model.weights())
+    return copy
 
 
 class ModelError(AgeGenderError):

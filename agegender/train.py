@@ -24,13 +24,17 @@ import numpy as np
 from agegender import atomic, cli, evaluate, pipeline, plots, store
 from agegender.errors import AgeGenderError, tensorflow_message
 from agegender.model import (ARCHITECTURES, EXACT_AGES, TASK_LABEL, build_model, load_model,
-                             save_model, task_classes)
+                             save_model, task_classes, without_heads)
 from agegender.progress import Progress
 from agegender.quiet_tensorflow import tf
 
 EXACT_AGE_SIGMA = 2.0  # years: exact ages are learned as a narrow Gaussian around the labelled age
 RUNNING_STATISTICS_STEPS = 30  # batches that settle batch normalisation's averages after each epoch
 DEFAULT_LEARNING_RATES = {"adam": 0.001, "sgd": 0.01}
+# Tasks learned only to shape the shared features: no saved model has their heads, and early stopping
+# does not count them. Race is one (--race-head): UTKFace labels it, and a model that shows it is a
+# different product from the one this project offers.
+AUXILIARY_TASKS = ("race",)
 
 
 @dataclass
@@ -60,6 +64,7 @@ class TrainConfig:
     # distribution's cross-entropy (DLDL-v2, Gao et al. 2018): it trains the read-out itself.
     expected_age_loss: float = 0.0
     class_weights: bool = False    # weight classes by inverse frequency (the age groups are imbalanced)
+    race_head: bool = False        # also learn the race (UTKFace's five groups) as an auxiliary task
     seed: int = 0
 
 
@@ -168,7 +173,9 @@ class Trainer:
         self.global_batch = config.batch_size * self.replicas
         self.manifest = store.read_manifest(data)
         self.age_edges = tuple(self.manifest["age_edges"])
-        self.tasks = tuple(config.tasks) + (("exact_age",) if config.exact_age else ())
+        self.tasks = (tuple(config.tasks) + (("exact_age",) if config.exact_age else ())
+                      + (("race",) if config.race_head else ()))
+        self.shown_tasks = tuple(task for task in self.tasks if task not in AUXILIARY_TASKS)
         self.class_names = {task: task_classes(task, self.age_edges) for task in self.tasks}
         self.train_faces = self.manifest["splits"]["train"]["faces"]
         self.steps_per_epoch = self.train_faces // self.global_batch
@@ -239,6 +246,8 @@ class Trainer:
                 per_face = tf.nn.softmax_cross_entropy_with_logits(targets, task_logits)
             if training and self.class_weights is not None and task in self.class_weights:
                 per_face *= tf.gather(self.class_weights[task], truth)
+            if task == "race":  # -1: the source does not say (IMDB-WIKI)
+                per_face *= tf.cast(truth >= 0, tf.float32)
             losses[task] = per_face
         return losses
 
@@ -384,12 +393,12 @@ class Trainer:
             valid_metrics = self.validate()
             # The share of valid faces each task gets right (exact age: within 5 years), averaged.
             score = float(np.mean([valid_metrics[task].get("accuracy", valid_metrics[task].get("cs5"))
-                                   for task in self.tasks]))
+                                   for task in self.shown_tasks]))
             improved = score > float(self.best_score)
             if improved:
                 self.best_score.assign(score)
                 self.epochs_without_improvement.assign(0)
-                save_model(self.model, os.path.join(self.run, "model"), self.model_metadata(epoch))
+                save_model(self.shown_model(), os.path.join(self.run, "model"), self.model_metadata(epoch))
             else:
                 self.epochs_without_improvement.assign_add(1)
             entry = {"epoch": epoch, "train": train_metrics, "valid": valid_metrics, "valid_score": score,
@@ -404,8 +413,12 @@ class Trainer:
                 print(self.epoch_line(entry, improved), flush=True)
         return self.finish()
 
+    def shown_model(self):
+        """The model as saved: without the heads of auxiliary tasks."""
+        return without_heads(self.model, AUXILIARY_TASKS) if self.shown_tasks != self.tasks else self.model
+
     def model_metadata(self, epoch):
-        return {"tasks": list(self.tasks), "classes": self.class_names,
+        return {"tasks": list(self.shown_tasks), "classes": {task: self.class_names[task] for task in self.shown_tasks},
                 "age_edges": list(self.age_edges), "gender_coding": "0 = male, 1 = female",
                 "preprocessing": "grayscale 128x128 uint8 face, framed as a UTKFace chip "
                                  "(faces.chip_box), standardised per image inside the model",
@@ -457,15 +470,17 @@ class Trainer:
         split, write the reports."""
         model_folder = os.path.join(self.run, "model")
         best, description = load_model(model_folder)
-        self.model.assign(best.weights())
+        self.model.assign({**self.model.weights(), **best.weights()})  # auxiliary heads: as they are
         truth, _, logits, _, _ = self.predict_split("valid")
         self.model.temperatures.update({task: evaluate.fit_temperature(logits[task], truth[task])
-                                        for task in self.tasks if task != "exact_age"})
-        save_model(self.model, model_folder, {**description, "temperatures": self.model.temperatures})
+                                        for task in self.shown_tasks if task != "exact_age"})
+        save_model(self.shown_model(), model_folder, {**description, "temperatures": self.model.temperatures})
         truth, predicted, logits, _, faces = self.predict_split("test")
-        probabilities = {task: evaluate.calibrated(logits[task], self.model.temperatures[task]) for task in self.tasks}
-        test = evaluate.report(self.class_names, truth, predicted, faces, self.age_edges, probabilities)
-        for task in self.tasks:
+        probabilities = {task: evaluate.calibrated(logits[task], self.model.temperatures[task])
+                         for task in self.shown_tasks}
+        shown_classes = {task: self.class_names[task] for task in self.shown_tasks}
+        test = evaluate.report(shown_classes, truth, predicted, faces, self.age_edges, probabilities)
+        for task in self.shown_tasks:
             plots.plot_confusion(*evaluate.confusion_of(test[task]), f"{task}, test split\n"
                                  f"{evaluate.headline(task, test[task])}", os.path.join(self.run, f"confusion_{task}.png"))
         return self.write_metrics(test)
@@ -527,6 +542,8 @@ def parse_arguments(tasks, description):
                         help="no random flips and shifts of the training faces")
     parser.add_argument("--class-weights", action="store_true",
                         help="weight classes by inverse frequency in the loss")
+    parser.add_argument("--race-head", action="store_true",
+                        help="also learn the race (UTKFace) as an auxiliary task; saved models have no race head")
     parser.add_argument("--seed", type=cli.non_negative_int, default=defaults.seed)
     parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
                         help="tf.distribute strategy: one device, mirrored over the local GPUs, or multiworker "
@@ -545,7 +562,8 @@ def parse_arguments(tasks, description):
                          augment=arguments.augment, rotate_and_zoom=arguments.rotate_and_zoom,
                          label_smoothing=arguments.label_smoothing, input_size=arguments.input_size,
                          expected_age_loss=arguments.expected_age_loss,
-                         class_weights=arguments.class_weights, seed=arguments.seed)
+                         class_weights=arguments.class_weights, race_head=arguments.race_head,
+                         seed=arguments.seed)
     return arguments, config
 
 

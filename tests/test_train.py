@@ -154,3 +154,25 @@ def test_improved_architecture_learns_exact_ages_and_exports(utk_store, tmp_path
     export = run_script("joint/export.py", "--model", run / "model", "--data", utk_store, "--out", tmp_path / "export",
                         "--no-int8")
     assert "saved_model" in export.stdout and (tmp_path / "export" / "model_float32.tflite").is_file()
+
+
+def test_race_head_is_learned_but_never_saved(utk_store, tmp_path):
+    run = tmp_path / "race"
+    run_script("gender/gender.py", "--data", utk_store, "--run", run, "--epochs", "3", "--race-head", *QUICK_TRAINING)
+    metrics = json.loads((run / "metrics.json").read_text())
+    _, train_labels = store.load_split(utk_store, "train")
+    _, valid_labels = store.load_split(utk_store, "valid")
+    # The auxiliary head learned from the race labels: its valid loss beats the best constant answer (the
+    # training faces' race frequencies) by a clear margin...
+    frequencies = np.bincount(train_labels["race"], minlength=5) / len(train_labels["race"])
+    constant_loss = -np.mean(np.log(frequencies[valid_labels["race"]]))
+    assert metrics["history"][-1]["valid"]["race"]["loss"] < constant_loss - 0.1
+    # ...and early stopping, the saved model and the test report know only the task the script trains.
+    assert all(entry["valid_score"] == entry["valid"]["gender"]["accuracy"] for entry in metrics["history"])
+    assert list(metrics["test"]) == ["gender"]
+    model, description = load_model(run / "model")
+    assert description["tasks"] == ["gender"] and list(model.class_counts) == ["gender"]
+    assert not [v for v in model.variables if v.name.startswith("race/")]
+    images, labels = store.load_split(utk_store, "test")
+    predicted = np.argmax(model.probabilities(images)["gender"], axis=1)
+    assert abs(np.mean(predicted == labels["gender"]) - metrics["test"]["gender"]["accuracy"]) < 1e-9
