@@ -9,7 +9,8 @@ from agegender import labels
 
 def confusion_matrix(truth, predicted, class_count):
     """counts[true class, predicted class]."""
-    return np.bincount(np.asarray(truth) * class_count + np.asarray(predicted),
+    truth, predicted = np.asarray(truth, np.int64), np.asarray(predicted, np.int64)  # [] is float otherwise
+    return np.bincount(truth * class_count + predicted,
                        minlength=class_count * class_count).reshape(class_count, class_count)
 
 

@@ -22,6 +22,7 @@ def test_balanced_accuracy_averages_the_recall_of_the_classes_present():
     no_faces = np.array([], np.int64)  # as a split without faces gives them
     empty = evaluate.classification_metrics(no_faces, no_faces, ["a", "b"])
     assert math.isnan(empty["accuracy"]) and math.isnan(empty["balanced_accuracy"])
+    assert evaluate.classification_metrics([], [], ["a", "b"])["confusion_matrix"] == [[0, 0], [0, 0]]
 
 
 def test_one_off_accuracy_counts_neighbouring_groups_as_right():
