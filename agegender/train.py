@@ -1,6 +1,6 @@
-"""Training: the step, task balance, early stopping, checkpoints and the reports of a run.
+"""Training: the step, task balance, the epochs, early stopping and checkpoints.
 
-A run folder holds everything a run writes:
+A run folder holds everything a run writes (the reports by report.py, config.json by train_cli.py):
 
     config.json          the options (a resumed run reuses them)
     checkpoints/         tf.train.CheckpointManager: the state after the last finished epoch
@@ -10,21 +10,17 @@ A run folder holds everything a run writes:
     confusion_<task>.png confusion matrices on the test split
     logs/                TensorBoard logs (tensorboard --logdir runs)
 """
-import json
 import math
 import os
-import shutil
-import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from agegender import atomic, cli, evaluate, pipeline, plots, store
-from agegender.errors import AgeGenderError, tensorflow_message
-from agegender.model import (ARCHITECTURES, EXACT_AGES, TASK_LABEL, build_model, load_model,
-                             save_model, task_classes, without_heads)
+from agegender import evaluate, pipeline, store
+from agegender.errors import AgeGenderError
+from agegender.model import EXACT_AGES, TASK_LABEL, build_model, load_model, save_model, task_classes, without_heads
+from agegender.report import RunReport, read_history, score_name
 from agegender.progress import Progress
 from agegender.quiet_tensorflow import tf
 
@@ -80,10 +76,6 @@ def predict(task, logits):
     if task == "exact_age":
         return tf.linalg.matvec(tf.nn.softmax(logits), tf.range(EXACT_AGES, dtype=tf.float32))
     return tf.argmax(logits, axis=1, output_type=tf.int32)
-
-
-def score_name(task):
-    return "mae" if task == "exact_age" else "accuracy"
 
 
 class TrainError(AgeGenderError):
@@ -162,7 +154,7 @@ class Trainer:
 
     Under a tf.distribute strategy every replica takes config.batch_size faces a step (the global
     batch is that times the replicas; replica_step scales the loss). A cluster's non-chief workers
-    keep their run folder in a temporary place (see main).
+    keep their run folder in a temporary place (see train_cli.main).
     """
 
     def __init__(self, data, run, config, strategy=None):
@@ -225,6 +217,7 @@ class Trainer:
         self.checkpoints = tf.train.CheckpointManager(self.checkpoint, os.path.join(self.run, "checkpoints"),
                                                       max_to_keep=2)
         self.history = []
+        self.report = RunReport(self.run, self.tasks, config.max_epochs)
 
     # -- the step ------------------------------------------------------------------------------------
 
@@ -382,7 +375,6 @@ class Trainer:
 
     def fit(self, quiet=False):
         """Train until early stopping or max_epochs; then test the best epoch's model. Returns metrics."""
-        writer = tf.summary.create_file_writer(os.path.join(self.run, "logs"))
         while int(self.epoch) < self.config.max_epochs:
             if int(self.epochs_without_improvement) >= self.config.patience:
                 break
@@ -406,11 +398,11 @@ class Trainer:
                      "learning_rate": float(self.optimizer.learning_rate),
                      "images_per_second": images_per_second, "seconds": time.perf_counter() - started}
             self.history.append(entry)
-            self.write_epoch_reports(writer, entry)
+            self.report.write_epoch(self.history)
             self.epoch.assign(epoch)
             self.checkpoints.save(checkpoint_number=epoch)  # last: a crash before it redoes this epoch
             if self.chief:
-                print(self.epoch_line(entry, improved), flush=True)
+                print(self.report.epoch_line(entry, improved), flush=True)
         return self.finish()
 
     def shown_model(self):
@@ -431,40 +423,6 @@ class Trainer:
                             for source in self.manifest["sources"]],
                 "faces": {split: counts["faces"] for split, counts in self.manifest["splits"].items()}}
 
-    def write_epoch_reports(self, writer, entry):
-        with writer.as_default(step=entry["epoch"]):
-            for split in ("train", "valid"):
-                for task, values in entry[split].items():
-                    for metric, value in values.items():
-                        tf.summary.scalar(f"{task}/{metric}/{split}", value)
-            for task, value in entry["balance_log_variances"].items():
-                tf.summary.scalar(f"balance/log_variance_{task}", value)
-            tf.summary.scalar("learning_rate", entry["learning_rate"])
-            tf.summary.scalar("images_per_second", entry["images_per_second"])
-        writer.flush()
-        self.write_metrics()
-        plots.plot_curves(self.history, self.tasks, os.path.join(self.run, "curves.png"))
-
-    def epoch_line(self, entry, improved):
-        parts = [f"epoch {entry['epoch']:2d}/{self.config.max_epochs}"]
-        for task in self.tasks:
-            train, valid = entry["train"][task], entry["valid"][task]
-            metric = score_name(task)
-            parts.append(f"{task} loss {train['loss']:.3f}/{valid['loss']:.3f} "
-                         f"{metric[:3]} {train[metric]:.3f}/{valid[metric]:.3f}")
-        if entry["balance_log_variances"]:
-            parts.append("balance " + " ".join(f"s_{task}={value:+.3f}"
-                                               for task, value in entry["balance_log_variances"].items()))
-        parts.append(f"{entry['images_per_second']:.0f} images/s, {entry['seconds']:.0f} s")
-        return " | ".join(parts) + (" *best*" if improved else "")
-
-    def write_metrics(self, test=None):
-        best = max(self.history, key=lambda entry: entry["valid_score"]) if self.history else None
-        metrics = {"tasks": list(self.tasks), "history": self.history,
-                   "best_epoch": best["epoch"] if best else None, "test": test}
-        atomic.write_json(os.path.join(self.run, "metrics.json"), metrics)
-        return metrics
-
     def finish(self):
         """Restore the best epoch's weights, calibrate them on the valid split, measure them on the test
         split, write the reports."""
@@ -480,10 +438,8 @@ class Trainer:
                          for task in self.shown_tasks}
         shown_classes = {task: self.class_names[task] for task in self.shown_tasks}
         test = evaluate.report(shown_classes, truth, predicted, faces, self.age_edges, probabilities)
-        for task in self.shown_tasks:
-            plots.plot_confusion(*evaluate.confusion_of(test[task]), f"{task}, test split\n"
-                                 f"{evaluate.headline(task, test[task])}", os.path.join(self.run, f"confusion_{task}.png"))
-        return self.write_metrics(test)
+        self.report.plot_confusions(test)
+        return self.report.write_metrics(self.history, test)
 
     def restore(self, checkpoints):
         """Continue from the last checkpoint in the folder `checkpoints`: weights, optimiser, epoch,
@@ -492,196 +448,11 @@ class Trainer:
         if latest is None:
             return False
         self.checkpoint.restore(latest).assert_existing_objects_matched()
-        with open(os.path.join(os.path.dirname(checkpoints), "metrics.json"), encoding="utf-8") as file:
-            self.history = [entry for entry in json.load(file)["history"] if entry["epoch"] <= int(self.epoch)]
+        self.history = read_history(os.path.dirname(checkpoints), int(self.epoch))
         return True
-
-
-# -- the command line the three training scripts share -----------------------------------------------
-
-def parse_arguments(tasks, description):
-    defaults = TrainConfig()
-    parser = cli.ArgumentParser(description=description)
-    parser.add_argument("--data", required=True, help="store written by others/wash_data.py")
-    parser.add_argument("--run", required=True, help="run folder for checkpoints, model, metrics, plots, logs")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --run from its last finished epoch (its saved options win)")
-    parser.add_argument("--force", action="store_true", help="delete --run and start again")
-    parser.add_argument("--epochs", type=cli.positive_int, help=f"maximum epochs (default {defaults.max_epochs})")
-    parser.add_argument("--patience", type=cli.positive_int, default=defaults.patience,
-                        help="stop after this many epochs without a better validation accuracy "
-                             f"(default {defaults.patience})")
-    parser.add_argument("--arch", choices=list(ARCHITECTURES), default=defaults.architecture,
-                        help="the original CNN, or a stronger one with batch normalisation and residual blocks "
-                             f"(default {defaults.architecture})")
-    parser.add_argument("--exact-age", action="store_true",
-                        help="also learn the age in years (0..100) with a head of its own")
-    parser.add_argument("--batch-size", type=cli.positive_int, default=defaults.batch_size)
-    parser.add_argument("--optimizer", choices=("sgd", "adam"), default=defaults.optimizer,
-                        help=f"Adam, or SGD with momentum as the original (default {defaults.optimizer})")
-    parser.add_argument("--learning-rate", type=cli.positive_float,
-                        help="initial learning rate (default: %s)" % ", ".join(
-                            f"{rate} for {name}" for name, rate in DEFAULT_LEARNING_RATES.items()))
-    parser.add_argument("--learning-rate-decay", type=cli.decay_factor, default=defaults.learning_rate_decay,
-                        help="factor applied after every epoch")
-    parser.add_argument("--weight-decay", type=cli.non_negative_float, default=defaults.weight_decay,
-                        help="L2 on the kernels")
-    parser.add_argument("--schedule", choices=("exponential", "cosine"), default=defaults.schedule,
-                        help="learning rate: times --learning-rate-decay after every epoch, or one warm-up epoch "
-                             f"then a cosine down to zero at the last epoch (default {defaults.schedule})")
-    parser.add_argument("--dropout", type=cli.fraction, default=defaults.dropout)
-    parser.add_argument("--input-size", type=cli.positive_int, default=defaults.input_size,
-                        help="side in pixels the network sees the 128x128 faces at (default 128)")
-    parser.add_argument("--rotate-and-zoom", action="store_true",
-                        help="augmentation also rotates (up to 15 degrees) and zooms (0.9-1.1) the faces")
-    parser.add_argument("--label-smoothing", type=cli.fraction, default=defaults.label_smoothing,
-                        help="share of each gender / age-group label spread over the other classes (default 0)")
-    parser.add_argument("--expected-age-loss", type=cli.non_negative_float, default=defaults.expected_age_loss,
-                        help="with --exact-age: weight of the expected age's absolute error in years (default 0)")
-    parser.add_argument("--no-augment", dest="augment", action="store_false",
-                        help="no random flips and shifts of the training faces")
-    parser.add_argument("--class-weights", action="store_true",
-                        help="weight classes by inverse frequency in the loss")
-    parser.add_argument("--race-head", action="store_true",
-                        help="also learn the race (UTKFace) as an auxiliary task; saved models have no race head")
-    parser.add_argument("--seed", type=cli.non_negative_int, default=defaults.seed)
-    parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
-                        help="tf.distribute strategy: one device, mirrored over the local GPUs, or multiworker "
-                             "from TF_CONFIG; auto picks multiworker with TF_CONFIG, mirrored with several "
-                             "GPUs, else one (default auto). --batch-size is per replica")
-    parser.add_argument("--quiet", action="store_true", help="no progress line, only a line per epoch")
-    arguments = parser.parse_args()
-    arguments.given = cli.given_options(parser)
-    config = TrainConfig(tasks=tuple(tasks), architecture=arguments.arch,
-                         exact_age=arguments.exact_age, batch_size=arguments.batch_size,
-                         max_epochs=arguments.epochs or defaults.max_epochs, patience=arguments.patience,
-                         optimizer=arguments.optimizer,
-                         learning_rate=arguments.learning_rate or DEFAULT_LEARNING_RATES[arguments.optimizer],
-                         learning_rate_decay=arguments.learning_rate_decay, schedule=arguments.schedule,
-                         weight_decay=arguments.weight_decay, dropout=arguments.dropout,
-                         augment=arguments.augment, rotate_and_zoom=arguments.rotate_and_zoom,
-                         label_smoothing=arguments.label_smoothing, input_size=arguments.input_size,
-                         expected_age_loss=arguments.expected_age_loss,
-                         class_weights=arguments.class_weights, race_head=arguments.race_head,
-                         seed=arguments.seed)
-    return arguments, config
-
-
-def saved_config(run, tasks, max_epochs=None):
-    """(the options a run folder's config.json holds, the store it trains on), or (None, None);
-    TrainError if the run trains other tasks."""
-    config_path = os.path.join(run, "config.json")
-    if not os.path.isfile(config_path):
-        return None, None
-    try:
-        with open(config_path, encoding="utf-8") as file:
-            saved = json.load(file)
-        saved["tasks"] = tuple(saved["tasks"])
-        # Options a run saved before they existed keep their defaults.
-        config = TrainConfig(**{field.name: saved[field.name] for field in fields(TrainConfig) if field.name in saved})
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise TrainError(f"{config_path}: unreadable run options ({error}); start the run again with --force") from None
-    if config.tasks != tuple(tasks):
-        raise TrainError(f"{run}: this run trains {', '.join(config.tasks)}; resume it with its own script")
-    config.max_epochs = max_epochs or config.max_epochs
-    return config, saved.get("data")
-
-
-# Command-line options named otherwise than the TrainConfig field they set; the others share its name.
-OPTION_OF_FIELD = {"architecture": "arch", "max_epochs": "epochs"}
-
-
-def resume_differences(saved, trained_on, config, given, data):
-    """The options given with --resume that disagree with the run's own (more epochs may be given)."""
-    differences = []
-    for field in fields(TrainConfig):
-        option = OPTION_OF_FIELD.get(field.name, field.name)
-        new, old = getattr(config, field.name), getattr(saved, field.name)
-        if field.name != "max_epochs" and option in given and new != old:
-            differences.append(f"--{option.replace('_', '-')} {new} (the run's: {old})")
-    if trained_on and os.path.abspath(data) != trained_on:
-        differences.append(f"--data {data} (the run's: {trained_on})")
-    return differences
-
-
-def prepare_run(arguments, config):
-    """The config to train with: the saved one on --resume, else the new one once the folder is free.
-    Only checks: nothing is written before start_run, so a refused command leaves the folder as it was."""
-    run = arguments.run
-    resumed, trained_on = saved_config(run, config.tasks, arguments.epochs) if arguments.resume else (None, None)
-    if resumed:
-        differences = resume_differences(resumed, trained_on, config, arguments.given, arguments.data)
-        if differences:
-            raise TrainError(f"{run}: --resume continues with the run's own options, and these differ: "
-                             f"{'; '.join(differences)}; leave them out, or start a new run (another --run)")
-        return resumed
-    if os.path.exists(run) and os.listdir(run):
-        atomic.check_folder_destination(run, "config.json", "a run folder")
-        if not arguments.force:
-            raise TrainError(f"{run}: run folder exists; add --resume to continue it or --force to start again")
-    return config
-
-
-def start_run(arguments, config):
-    """A new run's folder, emptied with --force, holding its options; a resumed run's is kept."""
-    run = arguments.run
-    if arguments.resume and os.path.isfile(os.path.join(run, "config.json")):
-        return
-    if os.path.exists(run) and arguments.force:
-        shutil.rmtree(run)
-    os.makedirs(run, exist_ok=True)
-    atomic.write_json(os.path.join(run, "config.json"), {**asdict(config), "data": os.path.abspath(arguments.data)})
 
 
 def checkpointed_epochs(run):
     """The epochs --resume would continue after: those of the last checkpoint written whole."""
     latest = tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))
     return int(latest.rsplit("-", 1)[-1]) if latest else 0
-
-
-def main(tasks, description):
-    """Entry point of gender/gender.py, age/age.py and joint/jointly.py."""
-    arguments, config = parse_arguments(tasks, description)
-    try:
-        strategy = make_strategy(arguments.strategy)
-        if is_chief(strategy):
-            run = arguments.run
-            config = prepare_run(arguments, config)
-        else:
-            # A non-chief worker writes what it must (saving is collective) to a folder of its own; on
-            # --resume it reads the chief's run, which must then be on a shared file system.
-            run = tempfile.mkdtemp(prefix="agegender-worker-")
-            resumed, _ = saved_config(arguments.run, config.tasks, arguments.epochs) if arguments.resume else (None, None)
-            config = resumed or config
-        # Built before the run folder is touched: it refuses a store that does not fit the options.
-        trainer = Trainer(arguments.data, run, config, strategy)
-        if trainer.chief:
-            start_run(arguments, config)
-        if strategy.num_replicas_in_sync > 1 and trainer.chief:
-            kind = ("MultiWorkerMirroredStrategy" if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-                    else type(strategy).__name__)
-            print(f"{kind}: {strategy.num_replicas_in_sync} replicas x {config.batch_size} "
-                  f"faces = {trainer.global_batch} a step", flush=True)
-        if arguments.resume:
-            if trainer.restore(os.path.join(arguments.run, "checkpoints")):
-                print(f"resuming {arguments.run} after epoch {int(trainer.epoch)}", flush=True)
-            else:
-                print(f"{arguments.run}: no checkpoint to resume; starting at epoch 1", flush=True)
-        metrics = trainer.fit(quiet=arguments.quiet)
-    except (atomic.WriteError, tf.errors.OpError) as error:  # writing the run failed: a full disk, say
-        problem = error if isinstance(error, atomic.WriteError) else f"{arguments.run}: {tensorflow_message(error)}"
-        sys.exit(f"error: {problem}; {checkpointed_epochs(arguments.run)} finished epoch(s) are saved: once "
-                 "that is fixed, run the same command with --resume")
-    except AgeGenderError as error:
-        sys.exit(f"error: {error}")
-    except KeyboardInterrupt:
-        sys.stderr.write(f"\ninterrupted: {checkpointed_epochs(arguments.run)} finished epoch(s) are saved in "
-                         f"{arguments.run}; run the same command with --resume to continue\n")
-        sys.exit(130)
-    if not trainer.chief:
-        shutil.rmtree(trainer.run, ignore_errors=True)
-        return
-    print(f"best epoch {metrics['best_epoch']}; test split:")
-    for task, figures in metrics["test"].items():
-        print(f"  {task}: {evaluate.headline(task, figures)}")
-    print(f"model in {os.path.join(arguments.run, 'model')}; curves and confusion matrices in {arguments.run}")

@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
 
-from agegender import train  # noqa: E402
+from agegender import train_cli  # noqa: E402
 
 if __name__ == "__main__":
-    train.main(tasks=('gender',), description=__doc__)
+    train_cli.main(tasks=('gender',), description=__doc__)

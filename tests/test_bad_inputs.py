@@ -61,9 +61,9 @@ def write_face_video(path, frames=90):
 def start_run(run, data):
     """A run folder as `joint/jointly.py --data DATA --run RUN` leaves it when stopped before its first
     epoch ends: its options in config.json."""
-    from agegender import train
-    train.start_run(Namespace(run=str(run), data=str(data), resume=False, force=False),
-                    train.TrainConfig(tasks=("gender", "age")))
+    from agegender import train, train_cli
+    train_cli.start_run(Namespace(run=str(run), data=str(data), resume=False, force=False),
+                        train.TrainConfig(tasks=("gender", "age")))
     return run
 
 

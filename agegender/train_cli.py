@@ -1,0 +1,196 @@
+"""The command line the three training scripts share (gender/gender.py, age/age.py, joint/jointly.py):
+their options, a new run's folder or a resumed one's saved options, and the run itself, ending on a
+user's error in one line."""
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, fields
+
+from agegender import atomic, cli, evaluate, train
+from agegender.errors import AgeGenderError, tensorflow_message
+from agegender.model import ARCHITECTURES
+from agegender.quiet_tensorflow import tf
+
+
+def parse_arguments(tasks, description):
+    defaults = train.TrainConfig()
+    parser = cli.ArgumentParser(description=description)
+    parser.add_argument("--data", required=True, help="store written by others/wash_data.py")
+    parser.add_argument("--run", required=True, help="run folder for checkpoints, model, metrics, plots, logs")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --run from its last finished epoch (its saved options win)")
+    parser.add_argument("--force", action="store_true", help="delete --run and start again")
+    parser.add_argument("--epochs", type=cli.positive_int, help=f"maximum epochs (default {defaults.max_epochs})")
+    parser.add_argument("--patience", type=cli.positive_int, default=defaults.patience,
+                        help="stop after this many epochs without a better validation accuracy "
+                             f"(default {defaults.patience})")
+    parser.add_argument("--arch", choices=list(ARCHITECTURES), default=defaults.architecture,
+                        help="the original CNN, or a stronger one with batch normalisation and residual blocks "
+                             f"(default {defaults.architecture})")
+    parser.add_argument("--exact-age", action="store_true",
+                        help="also learn the age in years (0..100) with a head of its own")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=defaults.batch_size)
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default=defaults.optimizer,
+                        help=f"Adam, or SGD with momentum as the original (default {defaults.optimizer})")
+    parser.add_argument("--learning-rate", type=cli.positive_float,
+                        help="initial learning rate (default: %s)" % ", ".join(
+                            f"{rate} for {name}" for name, rate in train.DEFAULT_LEARNING_RATES.items()))
+    parser.add_argument("--learning-rate-decay", type=cli.decay_factor, default=defaults.learning_rate_decay,
+                        help="factor applied after every epoch")
+    parser.add_argument("--weight-decay", type=cli.non_negative_float, default=defaults.weight_decay,
+                        help="L2 on the kernels")
+    parser.add_argument("--schedule", choices=("exponential", "cosine"), default=defaults.schedule,
+                        help="learning rate: times --learning-rate-decay after every epoch, or one warm-up epoch "
+                             f"then a cosine down to zero at the last epoch (default {defaults.schedule})")
+    parser.add_argument("--dropout", type=cli.fraction, default=defaults.dropout)
+    parser.add_argument("--input-size", type=cli.positive_int, default=defaults.input_size,
+                        help="side in pixels the network sees the 128x128 faces at (default 128)")
+    parser.add_argument("--rotate-and-zoom", action="store_true",
+                        help="augmentation also rotates (up to 15 degrees) and zooms (0.9-1.1) the faces")
+    parser.add_argument("--label-smoothing", type=cli.fraction, default=defaults.label_smoothing,
+                        help="share of each gender / age-group label spread over the other classes (default 0)")
+    parser.add_argument("--expected-age-loss", type=cli.non_negative_float, default=defaults.expected_age_loss,
+                        help="with --exact-age: weight of the expected age's absolute error in years (default 0)")
+    parser.add_argument("--no-augment", dest="augment", action="store_false",
+                        help="no random flips and shifts of the training faces")
+    parser.add_argument("--class-weights", action="store_true",
+                        help="weight classes by inverse frequency in the loss")
+    parser.add_argument("--race-head", action="store_true",
+                        help="also learn the race (UTKFace) as an auxiliary task; saved models have no race head")
+    parser.add_argument("--seed", type=cli.non_negative_int, default=defaults.seed)
+    parser.add_argument("--strategy", choices=train.STRATEGIES, default="auto",
+                        help="tf.distribute strategy: one device, mirrored over the local GPUs, or multiworker "
+                             "from TF_CONFIG; auto picks multiworker with TF_CONFIG, mirrored with several "
+                             "GPUs, else one (default auto). --batch-size is per replica")
+    parser.add_argument("--quiet", action="store_true", help="no progress line, only a line per epoch")
+    arguments = parser.parse_args()
+    arguments.given = cli.given_options(parser)
+    config = train.TrainConfig(tasks=tuple(tasks), architecture=arguments.arch,
+                               exact_age=arguments.exact_age, batch_size=arguments.batch_size,
+                               max_epochs=arguments.epochs or defaults.max_epochs, patience=arguments.patience,
+                               optimizer=arguments.optimizer,
+                               learning_rate=arguments.learning_rate or train.DEFAULT_LEARNING_RATES[arguments.optimizer],
+                               learning_rate_decay=arguments.learning_rate_decay, schedule=arguments.schedule,
+                               weight_decay=arguments.weight_decay, dropout=arguments.dropout,
+                               augment=arguments.augment, rotate_and_zoom=arguments.rotate_and_zoom,
+                               label_smoothing=arguments.label_smoothing, input_size=arguments.input_size,
+                               expected_age_loss=arguments.expected_age_loss,
+                               class_weights=arguments.class_weights, race_head=arguments.race_head,
+                               seed=arguments.seed)
+    return arguments, config
+
+
+def saved_config(run, tasks, max_epochs=None):
+    """(the options a run folder's config.json holds, the store it trains on), or (None, None);
+    TrainError if the run trains other tasks."""
+    config_path = os.path.join(run, "config.json")
+    if not os.path.isfile(config_path):
+        return None, None
+    try:
+        with open(config_path, encoding="utf-8") as file:
+            saved = json.load(file)
+        saved["tasks"] = tuple(saved["tasks"])
+        # Options a run saved before they existed keep their defaults.
+        config = train.TrainConfig(**{field.name: saved[field.name] for field in fields(train.TrainConfig) if field.name in saved})
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise train.TrainError(f"{config_path}: unreadable run options ({error}); start the run again with --force") from None
+    if config.tasks != tuple(tasks):
+        raise train.TrainError(f"{run}: this run trains {', '.join(config.tasks)}; resume it with its own script")
+    config.max_epochs = max_epochs or config.max_epochs
+    return config, saved.get("data")
+
+
+# Command-line options named otherwise than the TrainConfig field they set; the others share its name.
+OPTION_OF_FIELD = {"architecture": "arch", "max_epochs": "epochs"}
+
+
+def resume_differences(saved, trained_on, config, given, data):
+    """The options given with --resume that disagree with the run's own (more epochs may be given)."""
+    differences = []
+    for field in fields(train.TrainConfig):
+        option = OPTION_OF_FIELD.get(field.name, field.name)
+        new, old = getattr(config, field.name), getattr(saved, field.name)
+        if field.name != "max_epochs" and option in given and new != old:
+            differences.append(f"--{option.replace('_', '-')} {new} (the run's: {old})")
+    if trained_on and os.path.abspath(data) != trained_on:
+        differences.append(f"--data {data} (the run's: {trained_on})")
+    return differences
+
+
+def prepare_run(arguments, config):
+    """The config to train with: the saved one on --resume, else the new one once the folder is free.
+    Only checks: nothing is written before start_run, so a refused command leaves the folder as it was."""
+    run = arguments.run
+    resumed, trained_on = saved_config(run, config.tasks, arguments.epochs) if arguments.resume else (None, None)
+    if resumed:
+        differences = resume_differences(resumed, trained_on, config, arguments.given, arguments.data)
+        if differences:
+            raise train.TrainError(f"{run}: --resume continues with the run's own options, and these differ: "
+                             f"{'; '.join(differences)}; leave them out, or start a new run (another --run)")
+        return resumed
+    if os.path.exists(run) and os.listdir(run):
+        atomic.check_folder_destination(run, "config.json", "a run folder")
+        if not arguments.force:
+            raise train.TrainError(f"{run}: run folder exists; add --resume to continue it or --force to start again")
+    return config
+
+
+def start_run(arguments, config):
+    """A new run's folder, emptied with --force, holding its options; a resumed run's is kept."""
+    run = arguments.run
+    if arguments.resume and os.path.isfile(os.path.join(run, "config.json")):
+        return
+    if os.path.exists(run) and arguments.force:
+        shutil.rmtree(run)
+    os.makedirs(run, exist_ok=True)
+    atomic.write_json(os.path.join(run, "config.json"), {**asdict(config), "data": os.path.abspath(arguments.data)})
+
+
+def main(tasks, description):
+    """Entry point of gender/gender.py, age/age.py and joint/jointly.py."""
+    arguments, config = parse_arguments(tasks, description)
+    try:
+        strategy = train.make_strategy(arguments.strategy)
+        if train.is_chief(strategy):
+            run = arguments.run
+            config = prepare_run(arguments, config)
+        else:
+            # A non-chief worker writes what it must (saving is collective) to a folder of its own; on
+            # --resume it reads the chief's run, which must then be on a shared file system.
+            run = tempfile.mkdtemp(prefix="agegender-worker-")
+            resumed, _ = saved_config(arguments.run, config.tasks, arguments.epochs) if arguments.resume else (None, None)
+            config = resumed or config
+        # Built before the run folder is touched: it refuses a store that does not fit the options.
+        trainer = train.Trainer(arguments.data, run, config, strategy)
+        if trainer.chief:
+            start_run(arguments, config)
+        if strategy.num_replicas_in_sync > 1 and trainer.chief:
+            kind = ("MultiWorkerMirroredStrategy" if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+                    else type(strategy).__name__)
+            print(f"{kind}: {strategy.num_replicas_in_sync} replicas x {config.batch_size} "
+                  f"faces = {trainer.global_batch} a step", flush=True)
+        if arguments.resume:
+            if trainer.restore(os.path.join(arguments.run, "checkpoints")):
+                print(f"resuming {arguments.run} after epoch {int(trainer.epoch)}", flush=True)
+            else:
+                print(f"{arguments.run}: no checkpoint to resume; starting at epoch 1", flush=True)
+        metrics = trainer.fit(quiet=arguments.quiet)
+    except (atomic.WriteError, tf.errors.OpError) as error:  # writing the run failed: a full disk, say
+        problem = error if isinstance(error, atomic.WriteError) else f"{arguments.run}: {tensorflow_message(error)}"
+        sys.exit(f"error: {problem}; {train.checkpointed_epochs(arguments.run)} finished epoch(s) are saved: once "
+                 "that is fixed, run the same command with --resume")
+    except AgeGenderError as error:
+        sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.stderr.write(f"\ninterrupted: {train.checkpointed_epochs(arguments.run)} finished epoch(s) are saved in "
+                         f"{arguments.run}; run the same command with --resume to continue\n")
+        sys.exit(130)
+    if not trainer.chief:
+        shutil.rmtree(trainer.run, ignore_errors=True)
+        return
+    print(f"best epoch {metrics['best_epoch']}; test split:")
+    for task, figures in metrics["test"].items():
+        print(f"  {task}: {evaluate.headline(task, figures)}")
+    print(f"model in {os.path.join(arguments.run, 'model')}; curves and confusion matrices in {arguments.run}")
