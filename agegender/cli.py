@@ -1,7 +1,9 @@
 """What the scripts share on the command line: option types that refuse what is not meaningful, with
-the reason, and one way to end on a user's error: a single line `error: <file>: <problem>`, no traceback.
+the reason; options declared once, in a dataclass's fields; and one way to end on a user's error: a
+single line `error: <file>: <problem>`, no traceback.
 """
 import argparse
+import dataclasses
 import math
 import os
 import sys
@@ -82,12 +84,33 @@ def output_folder(text):
     return text
 
 
-def given_options(parser, arguments=None):
-    """Names (dests) of the options a command line gives, as opposed to those left at their defaults."""
-    unset = object()
-    names = vars(parser.parse_args(arguments))
-    probe = parser.parse_args(arguments, namespace=argparse.Namespace(**{name: unset for name in names}))
-    return {name for name, value in vars(probe).items() if value is not unset}
+def option(help, flag=None, type=None, choices=None, default_text=None):
+    """A dataclass field's command-line option, kept in its metadata: field(default=..., metadata=option(...)).
+    The help; where needed, the flag (else the field's name), the type (one of the validators above), the
+    choices, and how --help words the default when it is not simply the field's."""
+    return {"help": help, "flag": flag, "type": type, "choices": choices, "default_text": default_text}
+
+
+def option_flag(field):
+    return "--" + (field.metadata["flag"] or field.name.replace("_", "-"))
+
+
+def add_options(parser, config_class):
+    """An option for each field of the dataclass `config_class` that declares one (see option); returns
+    those fields. A boolean field is a switch (its flag then says which way: --no-augment sets augment
+    false). Defaults stay the dataclass's: the parsed arguments hold only the options a command line gives."""
+    declared = [field for field in dataclasses.fields(config_class) if field.metadata]
+    for field in declared:
+        flag, about = option_flag(field), field.metadata
+        if isinstance(field.default, bool):
+            parser.add_argument(flag, dest=field.name, action="store_false" if field.default else "store_true",
+                                default=argparse.SUPPRESS, help=about["help"])
+        else:
+            parser.add_argument(flag, dest=field.name, type=about["type"], choices=about["choices"],
+                                default=argparse.SUPPRESS,
+                                metavar=None if about["choices"] else flag[2:].upper().replace("-", "_"),
+                                help=f"{about['help']} (default {about['default_text'] or field.default})")
+    return declared
 
 
 def run(main, interrupted="interrupted"):

@@ -10,76 +10,30 @@ from dataclasses import asdict, fields
 
 from agegender import atomic, cli, evaluate, train
 from agegender.errors import AgeGenderError, tensorflow_message
-from agegender.model import ARCHITECTURES
 from agegender.quiet_tensorflow import tf
 
 
 def parse_arguments(tasks, description):
-    defaults = train.TrainConfig()
+    """The command line's arguments, with `given` (the TrainConfig fields it sets), and the TrainConfig
+    to train `tasks` with: the options given, the others TrainConfig's defaults."""
     parser = cli.ArgumentParser(description=description)
     parser.add_argument("--data", required=True, help="store written by others/wash_data.py")
     parser.add_argument("--run", required=True, help="run folder for checkpoints, model, metrics, plots, logs")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --run from its last finished epoch (its saved options win)")
     parser.add_argument("--force", action="store_true", help="delete --run and start again")
-    parser.add_argument("--epochs", type=cli.positive_int, help=f"maximum epochs (default {defaults.max_epochs})")
-    parser.add_argument("--patience", type=cli.positive_int, default=defaults.patience,
-                        help="stop after this many epochs without a better validation accuracy "
-                             f"(default {defaults.patience})")
-    parser.add_argument("--arch", choices=list(ARCHITECTURES), default=defaults.architecture,
-                        help="the original CNN, or a stronger one with batch normalisation and residual blocks "
-                             f"(default {defaults.architecture})")
-    parser.add_argument("--exact-age", action="store_true",
-                        help="also learn the age in years (0..100) with a head of its own")
-    parser.add_argument("--batch-size", type=cli.positive_int, default=defaults.batch_size)
-    parser.add_argument("--optimizer", choices=("sgd", "adam"), default=defaults.optimizer,
-                        help=f"Adam, or SGD with momentum as the original (default {defaults.optimizer})")
-    parser.add_argument("--learning-rate", type=cli.positive_float,
-                        help="initial learning rate (default: %s)" % ", ".join(
-                            f"{rate} for {name}" for name, rate in train.DEFAULT_LEARNING_RATES.items()))
-    parser.add_argument("--learning-rate-decay", type=cli.decay_factor, default=defaults.learning_rate_decay,
-                        help="factor applied after every epoch")
-    parser.add_argument("--weight-decay", type=cli.non_negative_float, default=defaults.weight_decay,
-                        help="L2 on the kernels")
-    parser.add_argument("--schedule", choices=("exponential", "cosine"), default=defaults.schedule,
-                        help="learning rate: times --learning-rate-decay after every epoch, or one warm-up epoch "
-                             f"then a cosine down to zero at the last epoch (default {defaults.schedule})")
-    parser.add_argument("--dropout", type=cli.fraction, default=defaults.dropout)
-    parser.add_argument("--input-size", type=cli.positive_int, default=defaults.input_size,
-                        help="side in pixels the network sees the 128x128 faces at (default 128)")
-    parser.add_argument("--rotate-and-zoom", action="store_true",
-                        help="augmentation also rotates (up to 15 degrees) and zooms (0.9-1.1) the faces")
-    parser.add_argument("--label-smoothing", type=cli.fraction, default=defaults.label_smoothing,
-                        help="share of each gender / age-group label spread over the other classes (default 0)")
-    parser.add_argument("--expected-age-loss", type=cli.non_negative_float, default=defaults.expected_age_loss,
-                        help="with --exact-age: weight of the expected age's absolute error in years (default 0)")
-    parser.add_argument("--no-augment", dest="augment", action="store_false",
-                        help="no random flips and shifts of the training faces")
-    parser.add_argument("--class-weights", action="store_true",
-                        help="weight classes by inverse frequency in the loss")
-    parser.add_argument("--race-head", action="store_true",
-                        help="also learn the race (UTKFace) as an auxiliary task; saved models have no race head")
-    parser.add_argument("--seed", type=cli.non_negative_int, default=defaults.seed)
+    options = cli.add_options(parser, train.TrainConfig)
     parser.add_argument("--strategy", choices=train.STRATEGIES, default="auto",
                         help="tf.distribute strategy: one device, mirrored over the local GPUs, or multiworker "
                              "from TF_CONFIG; auto picks multiworker with TF_CONFIG, mirrored with several "
                              "GPUs, else one (default auto). --batch-size is per replica")
     parser.add_argument("--quiet", action="store_true", help="no progress line, only a line per epoch")
     arguments = parser.parse_args()
-    arguments.given = cli.given_options(parser)
-    config = train.TrainConfig(tasks=tuple(tasks), architecture=arguments.arch,
-                               exact_age=arguments.exact_age, batch_size=arguments.batch_size,
-                               max_epochs=arguments.epochs or defaults.max_epochs, patience=arguments.patience,
-                               optimizer=arguments.optimizer,
-                               learning_rate=arguments.learning_rate or train.DEFAULT_LEARNING_RATES[arguments.optimizer],
-                               learning_rate_decay=arguments.learning_rate_decay, schedule=arguments.schedule,
-                               weight_decay=arguments.weight_decay, dropout=arguments.dropout,
-                               augment=arguments.augment, rotate_and_zoom=arguments.rotate_and_zoom,
-                               label_smoothing=arguments.label_smoothing, input_size=arguments.input_size,
-                               expected_age_loss=arguments.expected_age_loss,
-                               class_weights=arguments.class_weights, race_head=arguments.race_head,
-                               seed=arguments.seed)
-    return arguments, config
+    given = {field.name: getattr(arguments, field.name) for field in options if hasattr(arguments, field.name)}
+    arguments.given = set(given)
+    # The one default that is not a constant: the learning rate suits the optimizer.
+    given.setdefault("learning_rate", train.DEFAULT_LEARNING_RATES[given.get("optimizer", train.TrainConfig.optimizer)])
+    return arguments, train.TrainConfig(tasks=tuple(tasks), **given)
 
 
 def saved_config(run, tasks, max_epochs=None):
@@ -102,28 +56,31 @@ def saved_config(run, tasks, max_epochs=None):
     return config, saved.get("data")
 
 
-# Command-line options named otherwise than the TrainConfig field they set; the others share its name.
-OPTION_OF_FIELD = {"architecture": "arch", "max_epochs": "epochs"}
-
-
 def resume_differences(saved, trained_on, config, given, data):
     """The options given with --resume that disagree with the run's own (more epochs may be given)."""
     differences = []
     for field in fields(train.TrainConfig):
-        option = OPTION_OF_FIELD.get(field.name, field.name)
         new, old = getattr(config, field.name), getattr(saved, field.name)
-        if field.name != "max_epochs" and option in given and new != old:
-            differences.append(f"--{option.replace('_', '-')} {new} (the run's: {old})")
+        if field.name != "max_epochs" and field.name in given and new != old:
+            differences.append(f"{cli.option_flag(field)} {new} (the run's: {old})")
     if trained_on and os.path.abspath(data) != trained_on:
         differences.append(f"--data {data} (the run's: {trained_on})")
     return differences
+
+
+def resumed_config(arguments, tasks):
+    """With --resume, the run's own options (and --epochs where given) and the store it trains on;
+    else (None, None)."""
+    if not arguments.resume:
+        return None, None
+    return saved_config(arguments.run, tasks, getattr(arguments, "max_epochs", None))
 
 
 def prepare_run(arguments, config):
     """The config to train with: the saved one on --resume, else the new one once the folder is free.
     Only checks: nothing is written before start_run, so a refused command leaves the folder as it was."""
     run = arguments.run
-    resumed, trained_on = saved_config(run, config.tasks, arguments.epochs) if arguments.resume else (None, None)
+    resumed, trained_on = resumed_config(arguments, config.tasks)
     if resumed:
         differences = resume_differences(resumed, trained_on, config, arguments.given, arguments.data)
         if differences:
@@ -160,7 +117,7 @@ def main(tasks, description):
             # A non-chief worker writes what it must (saving is collective) to a folder of its own; on
             # --resume it reads the chief's run, which must then be on a shared file system.
             run = tempfile.mkdtemp(prefix="agegender-worker-")
-            resumed, _ = saved_config(arguments.run, config.tasks, arguments.epochs) if arguments.resume else (None, None)
+            resumed, _ = resumed_config(arguments, config.tasks)
             config = resumed or config
         # Built before the run folder is touched: it refuses a store that does not fit the options.
         trainer = train.Trainer(arguments.data, run, config, strategy)
