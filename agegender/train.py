@@ -209,6 +209,11 @@ class Trainer:
         self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
         self.best_score = tf.Variable(-math.inf, dtype=tf.float64, name="best_score")
         self.epochs_without_improvement = tf.Variable(0, dtype=tf.int64, name="epochs_without_improvement")
+        # The epoch's sums per task, (task, "loss"): the loss times the faces, (task, "score"): the faces
+        # right (exact age: the years off). train_step adds to them where it runs and train_epoch reads
+        # them once: a read every step would make the host wait for every step. Not checkpointed.
+        self.epoch_sums = {(task, kind): tf.Variable(0.0, dtype=tf.float64, trainable=False)
+                           for task in self.tasks for kind in ("loss", "score")}
         with self.strategy.scope():  # variables made here are mirrored on every replica
             self.build(config)
 
@@ -289,11 +294,14 @@ class Trainer:
 
     @tf.function(reduce_retracing=True)
     def train_step(self, images, batch_labels):
-        """A step on every replica; the global mean loss and the score sums per task."""
+        """A step on every replica; adds the global batch's loss and score sums per task to epoch_sums."""
         losses, scores = self.strategy.run(self.replica_step, args=(images, batch_labels))
-        total = lambda values: self.strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None)  # noqa: E731
-        return ({task: total(value) for task, value in losses.items()},
-                {task: total(value) for task, value in scores.items()})
+
+        def total(values):  # summed over the replicas, as float64 like the sums it is added to
+            return tf.cast(self.strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None), tf.float64)
+        for task in self.tasks:
+            self.epoch_sums[task, "loss"].assign_add(total(losses[task]) * self.global_batch)  # a mean: times faces
+            self.epoch_sums[task, "score"].assign_add(total(scores[task]))
 
     @tf.function(reduce_retracing=True)
     def eval_step(self, images, batch_labels):
@@ -347,24 +355,24 @@ class Trainer:
             self.statistics_step(images)
 
     def train_epoch(self, epoch, quiet):
-        sums = {task: {"loss": 0.0, "score": 0.0} for task in self.tasks}
+        for variable in self.epoch_sums.values():
+            variable.assign(0.0)
         faces = 0
         progress = None if quiet or not self.chief else Progress(
             self.steps_per_epoch * self.global_batch, f"epoch {epoch}/{self.config.max_epochs}", unit="images")
         started = time.perf_counter()
         # A fixed number of full steps: every replica (and worker) then takes the same steps.
         for _, (images, batch_labels) in zip(range(self.steps_per_epoch), self.train_dataset(epoch)):
-            losses, scores = self.train_step(images, batch_labels)
-            for task in self.tasks:
-                sums[task]["loss"] += float(losses[task]) * self.global_batch
-                sums[task]["score"] += float(scores[task])
+            self.train_step(images, batch_labels)
             faces += self.global_batch
             if progress:
                 progress.update(self.global_batch)
+        # Read before the clock stops: the read waits for the last step.
+        sums = {key: float(variable.numpy()) for key, variable in self.epoch_sums.items()}
         seconds = time.perf_counter() - started
         if progress:
             progress.close()
-        metrics = {task: {"loss": sums[task]["loss"] / faces, score_name(task): sums[task]["score"] / faces}
+        metrics = {task: {"loss": sums[task, "loss"] / faces, score_name(task): sums[task, "score"] / faces}
                    for task in self.tasks}
         return metrics, faces / seconds
 
