@@ -98,7 +98,7 @@ def soft_age_labels(years):
     return weights / tf.reduce_sum(weights, axis=1, keepdims=True)
 
 
-def predict(task, logits):
+def predicted_values(task, logits):
     """Class indices, or for exact age the expected years of the softmax (DEX)."""
     if task == "exact_age":
         return tf.linalg.matvec(tf.nn.softmax(logits), tf.range(EXACT_AGES, dtype=tf.float32))
@@ -184,13 +184,13 @@ class Trainer:
     keep their run folder in a temporary place (see train_cli.main).
     """
 
-    def __init__(self, data, run, config, strategy=None):
-        self.data, self.run, self.config = data, run, config
+    def __init__(self, store_folder, run_folder, config, strategy=None):
+        self.store_folder, self.run_folder, self.config = store_folder, run_folder, config
         self.strategy = strategy or tf.distribute.get_strategy()
         self.chief = is_chief(self.strategy)
         self.replicas = self.strategy.num_replicas_in_sync
         self.global_batch = config.batch_size * self.replicas
-        self.manifest = store.read_manifest(data)
+        self.manifest = store.read_manifest(store_folder)
         self.age_edges = tuple(self.manifest["age_edges"])
         self.tasks = (tuple(config.tasks) + (("exact_age",) if config.exact_age else ())
                       + (("race",) if config.race_head else ()))
@@ -199,10 +199,10 @@ class Trainer:
         self.train_faces = self.manifest["splits"]["train"]["faces"]
         self.steps_per_epoch = self.train_faces // self.global_batch
         if self.steps_per_epoch == 0:
-            raise TrainError(f"{data}: {self.train_faces} training faces, fewer than one batch of "
+            raise TrainError(f"{store_folder}: {self.train_faces} training faces, fewer than one batch of "
                              f"{self.global_batch}; use a smaller --batch-size")
         if self.manifest["splits"]["valid"]["faces"] == 0:
-            raise TrainError(f"{data}: the valid split is empty; early stopping needs it")
+            raise TrainError(f"{store_folder}: the valid split is empty; early stopping needs it")
         tf.random.set_seed(config.seed)
         # Training state that a checkpoint carries besides the weights: plain variables, outside the
         # strategy's scope, since every worker counts the same epochs by itself.
@@ -246,10 +246,10 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch,
                                               best_score=self.best_score, balance=self.balance or tf.Module(),
                                               epochs_without_improvement=self.epochs_without_improvement)
-        self.checkpoints = tf.train.CheckpointManager(self.checkpoint, os.path.join(self.run, "checkpoints"),
+        self.checkpoints = tf.train.CheckpointManager(self.checkpoint, os.path.join(self.run_folder, "checkpoints"),
                                                       max_to_keep=2)
         self.history = []
-        self.report = RunReport(self.run, self.tasks, config.max_epochs)
+        self.report = RunReport(self.run_folder, self.tasks, config.max_epochs)
 
     # -- the step ------------------------------------------------------------------------------------
 
@@ -263,7 +263,7 @@ class Trainer:
                 per_face = tf.nn.softmax_cross_entropy_with_logits(soft_age_labels(truth), task_logits)
                 if self.config.expected_age_loss:
                     per_face += self.config.expected_age_loss * tf.abs(
-                        predict(task, task_logits) - tf.cast(truth, tf.float32))
+                        predicted_values(task, task_logits) - tf.cast(truth, tf.float32))
             else:
                 classes = task_logits.shape[-1]
                 smoothing = self.config.label_smoothing if training else 0.0  # valid losses stay plain
@@ -309,14 +309,14 @@ class Trainer:
         logits = self.model(images, training=False)
         losses = {task: tf.reduce_mean(values)
                   for task, values in self.face_losses(logits, batch_labels, training=False).items()}
-        return losses, {task: predict(task, task_logits) for task, task_logits in logits.items()}, logits
+        return losses, {task: predicted_values(task, task_logits) for task, task_logits in logits.items()}, logits
 
     @staticmethod
     def score_sums(logits, batch_labels):
         """Per task, the faces classified right, or for exact age the sum of absolute errors in years."""
         sums = {}
         for task, task_logits in logits.items():
-            predicted, truth = predict(task, task_logits), batch_labels[TASK_LABEL[task]]
+            predicted, truth = predicted_values(task, task_logits), batch_labels[TASK_LABEL[task]]
             if task == "exact_age":
                 sums[task] = tf.reduce_sum(tf.abs(predicted - tf.cast(truth, tf.float32)))
             else:
@@ -329,7 +329,7 @@ class Trainer:
         """The train split for this epoch, as batches of config.batch_size for each replica."""
         def replica_batches(context):
             return pipeline.split_dataset(
-                self.data, "train", context.get_per_replica_batch_size(self.global_batch), training=True,
+                self.store_folder, "train", context.get_per_replica_batch_size(self.global_batch), training=True,
                 augment=self.config.augment if augment is None else augment, seed=self.config.seed + epoch,
                 pipelines=(context.num_input_pipelines, context.input_pipeline_id),
                 rotate_and_zoom=self.config.rotate_and_zoom)
@@ -381,7 +381,7 @@ class Trainer:
         truth, predicted, logits = ({task: [] for task in self.tasks} for _ in range(3))
         loss_sums = {task: 0.0 for task in self.tasks}
         face_labels = {"gender": [], "age_group": [], "race": []}
-        for images, batch_labels in pipeline.split_dataset(self.data, split, 256):
+        for images, batch_labels in pipeline.split_dataset(self.store_folder, split, 256):
             losses, predictions, batch_logits = self.eval_step(images, batch_labels)
             for task in self.tasks:
                 truth[task].append(batch_labels[TASK_LABEL[task]].numpy())
@@ -425,7 +425,7 @@ class Trainer:
             if improved:
                 self.best_score.assign(score)
                 self.epochs_without_improvement.assign(0)
-                save_model(self.shown_model(), os.path.join(self.run, "model"), self.model_metadata(epoch))
+                save_model(self.shown_model(), os.path.join(self.run_folder, "model"), self.model_metadata(epoch))
             else:
                 self.epochs_without_improvement.assign_add(1)
             entry = {"epoch": epoch, "train": train_metrics, "valid": valid_metrics, "valid_score": score,
@@ -461,7 +461,7 @@ class Trainer:
     def finish(self):
         """Restore the best epoch's weights, calibrate them on the valid split, measure them on the test
         split, write the reports."""
-        model_folder = os.path.join(self.run, "model")
+        model_folder = os.path.join(self.run_folder, "model")
         best, description = load_model(model_folder)
         self.model.assign({**self.model.weights(), **best.weights()})  # auxiliary heads: as they are
         truth, _, logits, _, _ = self.predict_split("valid")

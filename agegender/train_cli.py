@@ -145,7 +145,7 @@ def main(tasks, description):
                          f"{arguments.run}; run the same command with --resume to continue\n")
         sys.exit(130)
     if not trainer.chief:
-        shutil.rmtree(trainer.run, ignore_errors=True)
+        shutil.rmtree(trainer.run_folder, ignore_errors=True)
         return
     print(f"best epoch {metrics['best_epoch']}; test split:")
     for task, figures in metrics["test"].items():

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from agegender.model import local_response_normalization
 from agegender.pipeline import augment_batch
-from agegender.train import EXACT_AGE_SIGMA, TaskBalance, predict, soft_age_labels
+from agegender.train import EXACT_AGE_SIGMA, TaskBalance, predicted_values, soft_age_labels
 
 
 def test_soft_age_labels_are_a_narrow_gaussian_around_each_true_age():
@@ -23,8 +23,8 @@ def test_predictions_are_the_argmax_or_for_exact_age_the_expected_years():
     logits = np.full((2, 101), -20.0, np.float32)
     logits[0, 37] = 20.0
     logits[1, [30, 40]] = 20.0  # two equally likely ages: their mean
-    np.testing.assert_allclose(predict("exact_age", tf.constant(logits)).numpy(), [37, 35], atol=1e-3)
-    assert predict("age", tf.constant([[0.1, 2.0, 0.3], [5.0, 0.0, 1.0]])).numpy().tolist() == [1, 0]
+    np.testing.assert_allclose(predicted_values("exact_age", tf.constant(logits)).numpy(), [37, 35], atol=1e-3)
+    assert predicted_values("age", tf.constant([[0.1, 2.0, 0.3], [5.0, 0.0, 1.0]])).numpy().tolist() == [1, 0]
 
 
 def test_augmentation_flips_and_shifts_each_face_by_at_most_8_pixels_reproducibly():
