@@ -70,5 +70,6 @@ class RunReport:
     def plot_confusions(self, test):
         """confusion_<task>.png for each task of the test split's figures, titled with its headline."""
         for task, figures in test.items():
-            plots.plot_confusion(*evaluate.confusion_of(figures), f"{task}, test split\n"
-                                 f"{evaluate.headline(task, figures)}", os.path.join(self.folder, f"confusion_{task}.png"))
+            title = f"{task}, test split\n{evaluate.headline(task, figures)}"
+            path = os.path.join(self.folder, f"confusion_{task}.png")
+            plots.plot_confusion(*evaluate.confusion_of(figures), title, path)

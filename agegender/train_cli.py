@@ -47,12 +47,15 @@ def saved_config(run, tasks, max_epochs=None):
             saved = json.load(file)
         saved["tasks"] = tuple(saved["tasks"])
         # Options a run saved before they existed keep their defaults.
-        config = train.TrainConfig(**{field.name: saved[field.name] for field in fields(train.TrainConfig) if field.name in saved})
+        config = train.TrainConfig(**{field.name: saved[field.name] for field in fields(train.TrainConfig)
+                                      if field.name in saved})
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise train.TrainError(f"{config_path}: unreadable run options ({error}); start the run again with --force") from None
+        raise train.TrainError(f"{config_path}: unreadable run options ({error}); "
+                               "start the run again with --force") from None
     if config.tasks != tuple(tasks):
         raise train.TrainError(f"{run}: this run trains {', '.join(config.tasks)}; resume it with its own script")
-    config.max_epochs = max_epochs or config.max_epochs
+    if max_epochs is not None:
+        config.max_epochs = max_epochs
     return config, saved.get("data")
 
 
