@@ -23,6 +23,7 @@ import numpy as np
 
 from agegender import atomic, cli, evaluate, pipeline, plots, store
 from agegender.errors import AgeGenderError, tensorflow_message
+from agegender.faces import COLOURS
 from agegender.model import (ARCHITECTURES, EXACT_AGES, TASK_LABEL, build_model, load_model,
                              save_model, task_classes, without_heads)
 from agegender.progress import Progress
@@ -172,6 +173,7 @@ class Trainer:
         self.replicas = self.strategy.num_replicas_in_sync
         self.global_batch = config.batch_size * self.replicas
         self.manifest = store.read_manifest(data)
+        self.channels = store.face_channels(self.manifest)  # the store decides: gray or colour faces
         self.age_edges = tuple(self.manifest["age_edges"])
         self.tasks = (tuple(config.tasks) + (("exact_age",) if config.exact_age else ())
                       + (("race",) if config.race_head else ()))
@@ -196,7 +198,8 @@ class Trainer:
     def build(self, config):
         """The model, task balance, optimiser and their checkpoint."""
         self.model = build_model(config.architecture, {task: len(names) for task, names in self.class_names.items()},
-                                 dropout=config.dropout, seed=config.seed, input_size=config.input_size)
+                                 dropout=config.dropout, seed=config.seed, input_size=config.input_size,
+                                 channels=self.channels)
         self.balance = TaskBalance(self.tasks) if len(self.tasks) > 1 else None
         if config.schedule == "cosine":
             schedule = tf.keras.optimizers.schedules.CosineDecay(
@@ -420,7 +423,7 @@ class Trainer:
     def model_metadata(self, epoch):
         return {"tasks": list(self.shown_tasks), "classes": {task: self.class_names[task] for task in self.shown_tasks},
                 "age_edges": list(self.age_edges), "gender_coding": "0 = male, 1 = female",
-                "preprocessing": "grayscale 128x128 uint8 face, framed as a UTKFace chip "
+                "preprocessing": f"{COLOURS[self.channels]} 128x128 uint8 face, framed as a UTKFace chip "
                                  "(faces.chip_box), standardised per image inside the model",
                 "epoch": epoch, "trained_on": self.data_description(), "train_config": asdict(self.config)}
 
@@ -491,8 +494,14 @@ class Trainer:
         latest = tf.train.latest_checkpoint(checkpoints)
         if latest is None:
             return False
+        run = os.path.dirname(checkpoints)
+        trained_channels = saved_channels(run)
+        if trained_channels != self.channels:
+            raise TrainError(f"{self.data}: the store holds {COLOURS[self.channels]} faces but the run {run} "
+                             f"trained on {COLOURS[trained_channels]} ones; resume it with the store it trained "
+                             "on, or start a new run")
         self.checkpoint.restore(latest).assert_existing_objects_matched()
-        with open(os.path.join(os.path.dirname(checkpoints), "metrics.json"), encoding="utf-8") as file:
+        with open(os.path.join(run, "metrics.json"), encoding="utf-8") as file:
             self.history = [entry for entry in json.load(file)["history"] if entry["epoch"] <= int(self.epoch)]
         return True
 
@@ -622,15 +631,25 @@ def prepare_run(arguments, config):
     return config
 
 
+def saved_channels(run):
+    """The channels of the faces a run folder's model trains on, from its config.json (1 for runs written
+    before colour stores)."""
+    with open(os.path.join(run, "config.json"), encoding="utf-8") as file:
+        return json.load(file).get("channels", 1)
+
+
 def start_run(arguments, config):
-    """A new run's folder, emptied with --force, holding its options; a resumed run's is kept."""
+    """A new run's folder, emptied with --force, holding its options and the channels of its store's
+    faces; a resumed run's is kept."""
     run = arguments.run
     if arguments.resume and os.path.isfile(os.path.join(run, "config.json")):
         return
     if os.path.exists(run) and arguments.force:
         shutil.rmtree(run)
     os.makedirs(run, exist_ok=True)
-    atomic.write_json(os.path.join(run, "config.json"), {**asdict(config), "data": os.path.abspath(arguments.data)})
+    channels = store.face_channels(store.read_manifest(arguments.data))
+    atomic.write_json(os.path.join(run, "config.json"),
+                      {**asdict(config), "data": os.path.abspath(arguments.data), "channels": channels})
 
 
 def checkpointed_epochs(run):
