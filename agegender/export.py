@@ -101,10 +101,21 @@ def first_faces(folder, split, count):
     return np.concatenate(parts)
 
 
+def input_spec(model):
+    """The faces the model's `probabilities` takes, from its input signature: uint8 [n,128,128] (gray)
+    or [n,128,128,3] (RGB)."""
+    return model.probabilities.input_signature[0]
+
+
+def input_channels(model):
+    """1 for a model of gray faces, 3 for one of RGB faces (input_spec)."""
+    return input_spec(model).shape[-1] if input_spec(model).shape.rank == 4 else 1
+
+
 def serving_function(model):
-    """The model's `probabilities` under a fixed public name and its input: faces uint8 [n,128,128]
-    (gray) or [n,128,128,3] (RGB)."""
-    spec = model.input_spec()
+    """The model's `probabilities` under a fixed public name and its input (input_spec)."""
+    spec = input_spec(model)
+
     @tf.function(input_signature=[tf.TensorSpec(spec.shape, spec.dtype, name=INPUT)])
     def serve(faces):
         return dict(model.probabilities(faces))
@@ -241,7 +252,7 @@ def export(model, description, out, data, int8=True, model_folder=None):
     # `out` is replaced: only an earlier export may be, so a mistyped --out (the model's own folder,
     # say) loses nothing.
     atomic.check_folder_destination(out, REPORT, "an export")
-    check_store_channels(model, data, model_folder or "given")
+    check_store_channels(input_channels(model), data, model_folder or "given")
     test_faces = first_faces(data, "test", CHECK_FACES)
     representative = first_faces(data, "train", REPRESENTATIVE_FACES) if int8 else None
     with atomic.replacing_folder(out, REPORT, "an export") as temporary:
@@ -297,7 +308,7 @@ def write_and_check(model, description, folder, test_faces, representative):
         formats[name]["latency_ms"] = milliseconds
     return {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tensorflow": tf.__version__,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "input": {"name": INPUT, "dtype": "uint8", "shape": model.input_spec().shape.as_list()},
+            "input": {"name": INPUT, "dtype": "uint8", "shape": input_spec(model).shape.as_list()},
             "outputs": {task: int(values.shape[1]) for task, values in reference.items()},
             "check_faces": len(test_faces),
             "representative_faces": 0 if representative is None else len(representative),

@@ -358,11 +358,11 @@ def check_description(description, json_path):
                              "copy model.json again from the run that trained it")
 
 
-def check_store_channels(model, data, model_name):
-    """ModelError unless the store `data` holds faces of the channels `model` (from the folder
+def check_store_channels(model_channels, data, model_name):
+    """ModelError unless the store `data` holds faces of the channels a model (from the folder
     `model_name`) takes: a gray model cannot read colour faces, nor a colour model gray ones."""
     channels = store.face_channels(store.read_manifest(data))
-    if channels != model.channels:
+    if channels != model_channels:
         raise ModelError(f"{data}: the store holds {COLOURS[channels]} faces but the model {model_name} takes "
-                         f"{COLOURS[model.channels]} ones; use a store washed "
-                         f"{'with' if model.channels == 3 else 'without'} --color, or a model trained on this one")
+                         f"{COLOURS[model_channels]} ones; use a store washed "
+                         f"{'with' if model_channels == 3 else 'without'} --color, or a model trained on this one")

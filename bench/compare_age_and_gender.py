@@ -93,7 +93,7 @@ def run_ours(model, images, edges, data):
     """Our predicted gender, age group and (with an exact-age head, else None) years per stored face
     of the store `data`, and faces per second."""
     predictor = Predictor(model)
-    check_store_channels(predictor.model, data, model)
+    check_store_channels(predictor.channels, data, model)
     if list(predictor.description["age_edges"]) != list(edges):
         raise SystemExit(f"{model}: age edges {predictor.description['age_edges']} differ from the store's {edges}")
     predictor.classify(images[:64])  # warm-up: the first call traces the graph

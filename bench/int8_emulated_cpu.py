@@ -44,7 +44,7 @@ def run_int8(folder):
 def check(model_folder, data, faces_count, cpu, work):
     """Rows (model, cpu, kernel path, {task: figures}) for one model, natively and emulated."""
     model, _ = load_model(model_folder)
-    check_store_channels(model, data, model_folder)
+    check_store_channels(model.channels, data, model_folder)
     folder = os.path.join(work, os.path.basename(model_folder.rstrip("/")))
     saved_model = os.path.join(folder, export.SAVED_MODEL)
     os.makedirs(folder)

@@ -179,7 +179,7 @@ def main():
             cv2.imwrite(os.path.join(arguments.save_scenes, f"scene-{index:04d}.jpg"), image)
     used = sorted({number for _, faces in scene_list for number, _, _, _ in faces})
     chip_predictor = Predictor(arguments.model, use_model=True)
-    check_store_channels(chip_predictor.model, arguments.data, arguments.model)
+    check_store_channels(chip_predictor.channels, arguments.data, arguments.model)
     if list(chip_predictor.description["age_edges"]) != list(edges):
         raise SystemExit(f"error: {arguments.model}: age edges {chip_predictor.description['age_edges']} "
                          f"differ from the store's {edges}")

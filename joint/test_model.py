@@ -36,7 +36,7 @@ def labelled_batches(data, split, predictor):
         for start in range(0, len(faces), BATCH_SIZE):
             yield faces[start:start + BATCH_SIZE], {name: face_labels[name][start:start + BATCH_SIZE] for name in LABELS}
         return
-    check_store_channels(predictor.model, data, predictor.model_folder)
+    check_store_channels(predictor.channels, data, predictor.model_folder)
     for images, batch_labels in pipeline.split_dataset(data, split, BATCH_SIZE):
         yield images.numpy(), {name: batch_labels[name].numpy() for name in LABELS}
 
@@ -83,7 +83,7 @@ def calibrate(model_folder, data, flip_average):
     flip_average, in the model's model.json. The log-probabilities are the logits up to a constant per
     face, so the new temperature multiplies the one the model already has."""
     model, description = load_model(model_folder)
-    check_store_channels(model, data, model_folder)  # before model.json changes
+    check_store_channels(model.channels, data, model_folder)  # before model.json changes
     atomic.write_json(os.path.join(model_folder, MODEL_JSON), {**description, "flip_average": flip_average})
     predictor = Predictor(model_folder)
     probabilities, face_labels = model_answers(predictor, labelled_batches(data, "valid", predictor))

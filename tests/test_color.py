@@ -134,9 +134,9 @@ def test_colour_model_takes_rgb_faces_and_survives_saving(tmp_path):
 def test_bundled_models_are_gray_and_refuse_a_colour_store_in_one_line(small_stores):
     model, description = load_model(BUNDLED_MODEL)
     assert "channels" not in description and model.channels == 1  # written before colour: gray
-    check_store_channels(model, small_stores / "gray", BUNDLED_MODEL)
+    check_store_channels(model.channels, small_stores / "gray", BUNDLED_MODEL)
     with pytest.raises(ModelError, match="the store holds RGB faces but the model .* takes grayscale ones") as error:
-        check_store_channels(model, small_stores / "rgb", BUNDLED_MODEL)
+        check_store_channels(model.channels, small_stores / "rgb", BUNDLED_MODEL)
     assert "\n" not in str(error.value)
 
 
