@@ -9,8 +9,9 @@ An export folder holds:
     model.json             the model's description: tasks, class names in output order, age edges
     export.json            file sizes, single-face latency of each format, agreement with the model
 
-Every format has the model's interface: input "faces", uint8 [n,128,128] grayscale faces (the crop
-inference uses; standardisation happens inside); outputs, one per task the model has, float32
+Every format has the model's interface: input "faces", uint8 [n,128,128] grayscale faces, or
+[n,128,128,3] RGB ones for a model trained on a colour store (the crop inference uses; standardisation
+happens inside); outputs, one per task the model has, float32
 softmax probabilities [n, classes]. The int8 model keeps that interface too: its input already is
 integer pixels, and float probabilities cost one dequantisation of a few numbers at the very end.
 
@@ -28,8 +29,7 @@ import numpy as np
 
 from agegender import atomic, store
 from agegender.errors import AgeGenderError, tensorflow_message
-from agegender.faces import FACE_SIZE
-from agegender.model import MODEL_JSON, WEIGHTS
+from agegender.model import MODEL_JSON, WEIGHTS, check_store_channels
 from agegender.quiet_tensorflow import tf
 
 SIGNATURE = "serving_default"
@@ -101,9 +101,22 @@ def first_faces(folder, split, count):
     return np.concatenate(parts)
 
 
+def input_spec(model):
+    """The faces the model's `probabilities` takes, from its input signature: uint8 [n,128,128] (gray)
+    or [n,128,128,3] (RGB)."""
+    return model.probabilities.input_signature[0]
+
+
+def input_channels(model):
+    """1 for a model of gray faces, 3 for one of RGB faces (input_spec)."""
+    return input_spec(model).shape[-1] if input_spec(model).shape.rank == 4 else 1
+
+
 def serving_function(model):
-    """The model's `probabilities` under a fixed public name and input: faces uint8 [n,128,128]."""
-    @tf.function(input_signature=[tf.TensorSpec([None, FACE_SIZE, FACE_SIZE], tf.uint8, name=INPUT)])
+    """The model's `probabilities` under a fixed public name and its input (input_spec)."""
+    spec = input_spec(model)
+
+    @tf.function(input_signature=[tf.TensorSpec(spec.shape, spec.dtype, name=INPUT)])
     def serve(faces):
         return dict(model.probabilities(faces))
     return serve
@@ -231,13 +244,15 @@ def size_bytes(path):
 def export(model, description, out, data, int8=True, model_folder=None):
     """Write the export folder `out` for `model` (with its model.json dict `description`).
 
-    `data` is a store: the int8 model is calibrated on faces of its train split, and every format is
-    compared with the model on its test split. Returns the report also written to export.json;
-    ExportError, with nothing put in place, when a format does not give the model's answers.
+    `data` is a store of the faces the model takes (ModelError otherwise): the int8 model is calibrated
+    on faces of its train split, and every format is compared with the model on its test split. Returns
+    the report also written to export.json; ExportError, with nothing put in place, when a format does
+    not give the model's answers.
     """
     # `out` is replaced: only an earlier export may be, so a mistyped --out (the model's own folder,
     # say) loses nothing.
     atomic.check_folder_destination(out, REPORT, "an export")
+    check_store_channels(input_channels(model), data, model_folder or "given")
     test_faces = first_faces(data, "test", CHECK_FACES)
     representative = first_faces(data, "train", REPRESENTATIVE_FACES) if int8 else None
     with atomic.replacing_folder(out, REPORT, "an export") as temporary:
@@ -293,7 +308,7 @@ def write_and_check(model, description, folder, test_faces, representative):
         formats[name]["latency_ms"] = milliseconds
     return {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tensorflow": tf.__version__,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "input": {"name": INPUT, "dtype": "uint8", "shape": [None, FACE_SIZE, FACE_SIZE]},
+            "input": {"name": INPUT, "dtype": "uint8", "shape": input_spec(model).shape.as_list()},
             "outputs": {task: int(values.shape[1]) for task, values in reference.items()},
             "check_faces": len(test_faces),
             "representative_faces": 0 if representative is None else len(representative),

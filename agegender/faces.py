@@ -18,7 +18,7 @@ import numpy as np
 
 from agegender.errors import AgeGenderError
 
-FACE_SIZE = 128  # side of the square grayscale crop the model sees
+FACE_SIZE = 128  # side of the square crop the model sees
 
 # The Haar cascade's framing (also used for boxes from dataset metadata, see wash.py): its box is
 # about 207 px for a 200 px chip, centred about 17 px above the chip's centre.
@@ -41,8 +41,9 @@ def chip_box(box, scale=CHIP_SCALE, down_shift=CHIP_DOWN_SHIFT, angle=0.0):
     return (centre_x - side / 2, centre_y - side / 2, side, side)
 
 
-def crop_square(gray, region, size=FACE_SIZE, angle=0.0):
-    """Cut the (x, y, w, h) region out of a grayscale image, resized to size x size uint8.
+def crop_square(image, region, size=FACE_SIZE, angle=0.0):
+    """Cut the (x, y, w, h) region out of a grayscale or colour image, resized to size x size uint8
+    (with the image's channels).
 
     Parts of the region outside the image repeat the image's border, as a face at the edge of a photo
     would otherwise get a black band the training chips never have. With the eye line's `angle`
@@ -51,17 +52,17 @@ def crop_square(gray, region, size=FACE_SIZE, angle=0.0):
     if angle:
         # A square half as large again, at 1.5x the resolution, holds every corner of the turned crop.
         x, y, w, h = region
-        wide = crop_square(gray, (x - w / 4, y - h / 4, 1.5 * w, 1.5 * h), round(1.5 * size))
+        wide = crop_square(image, (x - w / 4, y - h / 4, 1.5 * w, 1.5 * h), round(1.5 * size))
         turn = cv2.getRotationMatrix2D((wide.shape[1] / 2, wide.shape[0] / 2), angle, 1.0)
         turn[:, 2] -= (wide.shape[0] - size) / 2
         return cv2.warpAffine(wide, turn, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     x, y, w, h = (int(round(v)) for v in region)
-    height, width = gray.shape[:2]
+    height, width = image.shape[:2]
     pad = max(0, -x, -y, x + w - width, y + h - height)
     if pad:
-        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         x, y = x + pad, y + pad
-    face = gray[y:y + h, x:x + w]
+    face = image[y:y + h, x:x + w]
     interpolation = cv2.INTER_AREA if w >= size else cv2.INTER_LINEAR
     return cv2.resize(face, (size, size), interpolation=interpolation)
 
@@ -78,6 +79,19 @@ def to_gray(image):
 def to_rgb(image):
     """RGB copy of a BGR or gray image, for detectors trained on RGB."""
     return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
+
+
+COLOURS = {1: "grayscale", 3: "RGB"}  # a store's or a model's channels, in words
+
+
+def to_channels(image, channels):
+    """A BGR or gray image as a store of `channels` holds faces: gray (1) or RGB (3)."""
+    return to_gray(image) if channels == 1 else to_rgb(image)
+
+
+def face_shape(channels):
+    """The shape of one face as stores and models hold it: (128, 128) gray, (128, 128, 3) RGB."""
+    return (FACE_SIZE, FACE_SIZE) + ((channels,) if channels != 1 else ())
 
 
 def eye_angle(one_eye, other_eye):

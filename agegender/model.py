@@ -1,7 +1,8 @@
 """The networks (the original CNN and a stronger option), their heads, and saving / loading them.
 
-Both take uint8 128x128 grayscale faces; a network may look at them at a lower resolution
-(`input_size`, resized inside it), which costs fewer FLOPs a face. A trunk turns a face into features;
+Both take uint8 128x128 faces, grayscale ([n,128,128], the original's) or RGB ([n,128,128,3], a model
+trained on a colour store: `channels`); a network may look at them at a lower resolution (`input_size`,
+resized inside it), which costs fewer FLOPs a face. A trunk turns a face into features;
 each task then has its own hidden FC layer (dropout) -> logits: "gender" (2), "age" (the age groups) and,
 as an option, "exact_age" (0..100 years, read as the softmax's expected value). Inference divides each
 task's logits by a temperature fitted on the valid split, so that probabilities mean what they say, and
@@ -15,9 +16,9 @@ import zlib
 
 import numpy as np
 
-from agegender import atomic, labels
+from agegender import atomic, labels, store
 from agegender.errors import AgeGenderError
-from agegender.faces import FACE_SIZE
+from agegender.faces import COLOURS, FACE_SIZE, face_shape
 from agegender.quiet_tensorflow import tf
 
 MODEL_JSON = "model.json"
@@ -72,11 +73,15 @@ class FaceNet(tf.Module):
     head_size = 100      # each head's hidden layer
 
     def __init__(self, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE, temperatures=None,
-                 flip_average=False):
+                 flip_average=False, channels=1):
         super().__init__(name="facenet")
         self.class_counts = dict(class_counts)
         self.dropout = dropout
         self.input_size = input_size
+        self.channels = channels
+        # Traced for this model's faces: [None,128,128] gray, [None,128,128,3] RGB.
+        self.probabilities = tf.function(self.calibrated_probabilities, input_signature=[self.input_spec()],
+                                         reduce_retracing=True)
         # Plain floats, part of the traced inference graph: model.json holds them, not weights.npz.
         self.temperatures = {task: float((temperatures or {}).get(task, 1.0)) for task in self.class_counts}
         self.flip_average = bool(flip_average)
@@ -97,7 +102,7 @@ class FaceNet(tf.Module):
         return kernel, tf.Variable(tf.zeros(shape[-1:]), name=f"{name}/bias")
 
     def build_trunk(self):
-        self.conv1 = self.layer("conv1", [7, 7, 1, 32])
+        self.conv1 = self.layer("conv1", [7, 7, self.channels, 32])
         self.conv2 = self.layer("conv2", [5, 5, 32, 64])
         self.conv3 = self.layer("conv3", [3, 3, 64, 64])
         self.fc = self.layer("fc", [self.pooled_side ** 2 * 64, self.feature_size])
@@ -128,14 +133,19 @@ class FaceNet(tf.Module):
         """The weights L2 regularisation applies to (not the biases, nor batch normalisation's)."""
         return [v for v in self.trainable_variables if v.name.split(":")[0].endswith("kernel")]
 
+    def input_spec(self, batch=None):
+        """The faces this model takes: uint8 [batch,128,128] gray, [batch,128,128,3] RGB."""
+        return tf.TensorSpec([batch, *face_shape(self.channels)], tf.uint8)
+
     def preprocess(self, images):
-        """uint8 faces [b,128,128] or [b,128,128,1] -> zero-mean, unit-variance floats, per image, at
-        the network's input size.
+        """uint8 faces [b,128,128] or [b,128,128,1] (gray), [b,128,128,3] (RGB) -> zero-mean,
+        unit-variance floats, per image over all its channels, at the network's input size.
 
         Standardising each face removes the brightness and contrast of its photo, which differ far
-        more between a webcam and the training set than faces do.
+        more between a webcam and the training set than faces do; over all channels together, so
+        that the face's colours stay as they were relative to each other.
         """
-        images = tf.cast(tf.reshape(images, [-1, FACE_SIZE, FACE_SIZE, 1]), tf.float32)
+        images = tf.cast(tf.reshape(images, [-1, FACE_SIZE, FACE_SIZE, self.channels]), tf.float32)
         if self.input_size != FACE_SIZE:
             images = tf.image.resize(images, [self.input_size, self.input_size])  # bilinear: a TFLite builtin
         return tf.image.per_image_standardization(images)
@@ -153,9 +163,9 @@ class FaceNet(tf.Module):
         x = tf.nn.relu(tf.matmul(x, layer[0]) + layer[1])
         return tf.nn.dropout(x, rate=self.dropout) if training and self.dropout else x
 
-    @tf.function(input_signature=[tf.TensorSpec([None, FACE_SIZE, FACE_SIZE], tf.uint8)], reduce_retracing=True)
-    def probabilities(self, faces):
-        """Calibrated softmax probabilities per task for uint8 faces [b,128,128]: what inference uses."""
+    def calibrated_probabilities(self, faces):
+        """Calibrated softmax probabilities per task for uint8 faces (input_spec): what inference uses,
+        as the tf.function `probabilities`."""
         if self.flip_average:  # the faces and their mirror images in one batch
             logits = self(tf.concat([faces, tf.reverse(faces, axis=[2])], axis=0))
             count = tf.shape(faces)[0]
@@ -223,7 +233,7 @@ class ImprovedFaceNet(FaceNet):
     head_size = 128
 
     def build_trunk(self):
-        self.stem = self.conv_bn("stem", [5, 5, 1, 32])
+        self.stem = self.conv_bn("stem", [5, 5, self.channels, 32])
         self.conv = self.conv_bn("conv", [3, 3, 32, 64])
         self.blocks = [self.residual_block(f"block{i}", inputs, outputs)
                        for i, (inputs, outputs) in enumerate(((64, 128), (128, 256)), start=1)]
@@ -256,8 +266,7 @@ def forward_flops(model):
     """Floating-point operations inference spends on one face (twice the network's with flip_average),
     counted by TensorFlow's profiler in the traced, frozen graph of one face's forward pass."""
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-    one_face = tf.function(lambda faces: model(faces)).get_concrete_function(
-        tf.TensorSpec([1, FACE_SIZE, FACE_SIZE], tf.uint8))
+    one_face = tf.function(lambda faces: model(faces)).get_concrete_function(model.input_spec(1))
     profiler = tf.compat.v1.profiler
     options = profiler.ProfileOptionBuilder(profiler.ProfileOptionBuilder.float_operation()).with_empty_output()
     flops = profiler.profile(graph=convert_variables_to_constants_v2(one_face).graph,
@@ -265,10 +274,11 @@ def forward_flops(model):
     return flops * (2 if model.flip_average else 1)
 
 
-def build_model(architecture, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE):
+def build_model(architecture, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE, channels=1):
     if architecture not in ARCHITECTURES:
         raise ModelError(f"unknown architecture {architecture!r}; choose {' or '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[architecture](class_counts, dropout=dropout, seed=seed, input_size=input_size)
+    return ARCHITECTURES[architecture](class_counts, dropout=dropout, seed=seed, input_size=input_size,
+                                       channels=channels)
 
 
 def save_model(model, folder, metadata):
@@ -276,8 +286,8 @@ def save_model(model, folder, metadata):
 
     Written to a temporary folder that replaces `folder` in one rename: a reader never sees half.
     """
-    description = {"architecture": model.architecture, "face_size": FACE_SIZE, "input_size": model.input_size,
-                   "dropout": model.dropout, "class_counts": model.class_counts,
+    description = {"architecture": model.architecture, "face_size": FACE_SIZE, "channels": model.channels,
+                   "input_size": model.input_size, "dropout": model.dropout, "class_counts": model.class_counts,
                    "temperatures": model.temperatures, "flip_average": model.flip_average, **metadata}
     with atomic.replacing_folder(folder, MODEL_JSON, "a model folder") as temporary:
         atomic.write_json(os.path.join(temporary, MODEL_JSON), description)
@@ -288,7 +298,7 @@ def without_heads(model, tasks):
     """A copy of the model without the heads of `tasks` (auxiliary tasks, learned but never shown)."""
     kept = {task: count for task, count in model.class_counts.items() if task not in tasks}
     copy = type(model)(kept, dropout=model.dropout, input_size=model.input_size,
-                       temperatures=model.temperatures, flip_average=model.flip_average)
+                       temperatures=model.temperatures, flip_average=model.flip_average, channels=model.channels)
     copy.assign(model.weights())
     return copy
 
@@ -316,7 +326,8 @@ def load_model(folder):
                                                        dropout=description.get("dropout", 0.0),
                                                        input_size=description.get("input_size", FACE_SIZE),
                                                        temperatures=description.get("temperatures"),
-                                                       flip_average=description.get("flip_average", False))
+                                                       flip_average=description.get("flip_average", False),
+                                                       channels=description.get("channels", 1))
     try:
         model.assign(weights)
     except (KeyError, ValueError) as error:
@@ -331,6 +342,9 @@ def check_description(description, json_path):
         architecture = description.get("architecture") if isinstance(description, dict) else None
         raise ModelError(f"{json_path}: unknown architecture {architecture!r}; "
                          f"expected {' or '.join(ARCHITECTURES)}")
+    if description.get("channels", 1) not in COLOURS:
+        raise ModelError(f"{json_path}: faces of {description['channels']!r} channels, not 1 (grayscale) "
+                         "or 3 (RGB); copy model.json again from the run that trained it")
     try:
         counts, names, edges = description["class_counts"], description["classes"], description["age_edges"]
         expected = {task: task_classes(task, tuple(edges)) for task in counts}
@@ -342,3 +356,13 @@ def check_description(description, json_path):
             raise ModelError(f"{json_path}: the {task} head has {count} outputs but its class names are "
                              f"{names.get(task)} (the age edges {edges} give {expected[task]}); "
                              "copy model.json again from the run that trained it")
+
+
+def check_store_channels(model_channels, data, model_name):
+    """ModelError unless the store `data` holds faces of the channels a model (from the folder
+    `model_name`) takes: a gray model cannot read colour faces, nor a colour model gray ones."""
+    channels = store.face_channels(store.read_manifest(data))
+    if channels != model_channels:
+        raise ModelError(f"{data}: the store holds {COLOURS[channels]} faces but the model {model_name} takes "
+                         f"{COLOURS[model_channels]} ones; use a store washed "
+                         f"{'with' if model_channels == 3 else 'without'} --color, or a model trained on this one")

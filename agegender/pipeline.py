@@ -4,23 +4,25 @@ Each shard is a .npy file: a header, then fixed-size rows. FixedLengthRecordData
 straight from disk in TensorFlow's own threads, so memory holds only the shuffle buffer and a few
 batches, however large the dataset.
 """
+import functools
 import math
 
 from agegender import store
 from agegender.faces import FACE_SIZE
 from agegender.quiet_tensorflow import tf
 
-SHUFFLE_BUFFER_FACES = 8192  # 128 MB of faces: mixes across shards without holding a whole split
+SHUFFLE_BUFFER_FACES = 8192  # 128 MB of gray faces (384 MB RGB): mixes across shards without holding a whole split
 
 
-def _read_shard(images_path, labels_path, images_header, labels_header):
-    images = tf.data.FixedLengthRecordDataset(images_path, store.ROW_BYTES["images"], header_bytes=images_header)
-    labels = tf.data.FixedLengthRecordDataset(labels_path, store.ROW_BYTES["labels"], header_bytes=labels_header)
+def _read_shard(channels, images_path, labels_path, images_header, labels_header):
+    images = tf.data.FixedLengthRecordDataset(images_path, store.row_bytes("images", channels),
+                                              header_bytes=images_header)
+    labels = tf.data.FixedLengthRecordDataset(labels_path, store.LABEL_ROW_BYTES, header_bytes=labels_header)
     return tf.data.Dataset.zip(images, labels)
 
 
-def _decode_batch(images, labels):
-    images = tf.reshape(tf.io.decode_raw(images, tf.uint8), [-1, FACE_SIZE, FACE_SIZE, 1])
+def _decode_batch(channels, images, labels):
+    images = tf.reshape(tf.io.decode_raw(images, tf.uint8), [-1, FACE_SIZE, FACE_SIZE, channels])
     columns = tf.cast(tf.reshape(tf.io.decode_raw(labels, tf.int16), [-1, len(store.LABEL_COLUMNS)]), tf.int32)
     return images, {name: columns[:, i] for i, name in enumerate(store.LABEL_COLUMNS)}
 
@@ -31,7 +33,8 @@ ZOOM_RANGE = (0.9, 1.1)    # a detector's box varies about this much in size aro
 
 def augment_batch(images, seed, rotate_and_zoom=False):
     """Random horizontal flips and shifts of up to 8 px, drawn per image from a stateless seed; with
-    rotate_and_zoom, also rotations and zooms (one affine warp per face)."""
+    rotate_and_zoom, also rotations and zooms (one affine warp per face). Every channel of a face moves
+    alike, so colour faces [b,128,128,3] are augmented as gray ones [b,128,128,1]."""
     if rotate_and_zoom:
         return _warp_batch(images, seed)
     batch = tf.shape(images)[0]
@@ -72,7 +75,8 @@ def _warp_batch(images, seed):
 
 def split_dataset(folder, split, batch_size, training=False, augment=False, seed=0, pipelines=(1, 0),
                   shuffle_buffer=SHUFFLE_BUFFER_FACES, rotate_and_zoom=False):
-    """Batches (images uint8 [b,128,128,1], labels {column: int32 [b]}) of one split of a store.
+    """Batches (images uint8 [b,128,128,C], labels {column: int32 [b]}) of one split of a store; C is
+    the store's channels (1 grayscale, 3 RGB).
 
     training=True shuffles shards and faces and drops the last partial batch (every step then has the
     same shape); otherwise the order is the store's and every face is seen once. augment=True adds
@@ -91,14 +95,16 @@ def split_dataset(folder, split, batch_size, training=False, augment=False, seed
         files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
     # Every pipeline draws the same file order (same seed); sharding the faces then needs the same face
     # order too, so the interleave is deterministic when there are several pipelines.
-    faces = files.interleave(_read_shard, cycle_length=max(1, min(len(shards), 4)),
+    channels = store.face_channels(manifest)
+    faces = files.interleave(functools.partial(_read_shard, channels),
+                             cycle_length=max(1, min(len(shards), 4)),
                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training or count > 1)
     if count > 1:
         faces = faces.shard(count, index)
     if training:
         faces = faces.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    batches = faces.batch(batch_size, drop_remainder=training).map(_decode_batch,
-                                                                   num_parallel_calls=tf.data.AUTOTUNE)
+    batches = faces.batch(batch_size, drop_remainder=training).map(
+        functools.partial(_decode_batch, channels), num_parallel_calls=tf.data.AUTOTUNE)
     if augment:
         counter = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         batches = tf.data.Dataset.zip(batches, counter).map(

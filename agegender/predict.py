@@ -1,8 +1,8 @@
 """Detector + model -> per-face results, and drawing them on the image.
 
 Every face is cropped exactly as the training faces were: a square around the detector's box, framed
-like a UTKFace chip (each detector's own chip_box), grayscale, 128x128; all faces of an image go through
-the model in one batch.
+like a UTKFace chip (each detector's own chip_box), 128x128, grayscale or RGB as the model takes them
+(its store's); all faces of an image go through the model in one batch.
 """
 import os
 from dataclasses import dataclass, field
@@ -12,7 +12,7 @@ import numpy as np
 
 from agegender import atomic
 from agegender.errors import AgeGenderError
-from agegender.faces import DEFAULT_DETECTOR, DETECTION_MAX_SIDE, crop_square, make_detector, to_gray
+from agegender.faces import DEFAULT_DETECTOR, DETECTION_MAX_SIDE, crop_square, face_shape, make_detector, to_channels
 from agegender.export import in_memory_tflite_runner, model_runner
 from agegender.model import expected_age, load_model
 
@@ -65,12 +65,15 @@ class Predictor:
         self.detector = make_detector(detector, max_side=detector_max_side)
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
+        self.model_folder = model_folder
         self.model, self.description = load_model(model_folder) if use_model else (None, None)
         self.probabilities = ENGINES[engine](self.model) if use_model else None
+        self.channels = self.model.channels if use_model else 1  # of the faces the model takes: 1 gray, 3 RGB
 
     def classify(self, faces):
-        """Per task, class probabilities (n, classes) for uint8 128x128 faces (n, 128, 128)."""
-        faces = np.ascontiguousarray(faces, dtype=np.uint8).reshape(-1, 128, 128)
+        """Per task, class probabilities (n, classes) for uint8 128x128 faces of the model's channels:
+        (n, 128, 128) gray, (n, 128, 128, 3) RGB."""
+        faces = np.ascontiguousarray(faces, dtype=np.uint8).reshape(-1, *face_shape(self.channels))
         if not len(faces):
             return {task: np.zeros((0, len(names))) for task, names in self.description["classes"].items()}
         return self.probabilities(faces)
@@ -99,8 +102,8 @@ class Predictor:
         angles = np.zeros(len(boxes)) if angles is None else angles
         if self.model is None or not len(boxes):
             return [FaceResult(tuple(int(v) for v in box), angle=float(a)) for box, a in zip(boxes, angles)]
-        gray = to_gray(image)
-        faces = np.stack([crop_square(gray, self.detector.chip_box(box, angle), angle=angle)
+        pixels = to_channels(image, self.channels)
+        faces = np.stack([crop_square(pixels, self.detector.chip_box(box, angle), angle=angle)
                           for box, angle in zip(boxes, angles)])
         return self.results(boxes, angles, self.classify(faces))
 

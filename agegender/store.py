@@ -2,8 +2,9 @@
 
 Layout of a store folder:
 
-    manifest.json              sources, options, label coding, age edges, counts, shard list
-    train/images-00000.npy     uint8 (n, 128, 128): one grayscale face per row
+    manifest.json              sources, options, label coding, age edges, counts, shard list, channels
+    train/images-00000.npy     uint8 (n, 128, 128): one grayscale face per row; with `"channels": 3`
+                               (others/wash_data.py --color), uint8 (n, 128, 128, 3): R, G, B
     train/labels-00000.npy     int16 (n, 4): LABEL_COLUMNS per face
     train/index.csv            shard, row, key (dataset/relative path), age, gender, race, age_group
     valid/..., test/...        the same for the other splits
@@ -20,13 +21,23 @@ import os
 import numpy as np
 
 from agegender.errors import AgeGenderError
-from agegender.faces import FACE_SIZE
+from agegender.faces import COLOURS, face_shape
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
 LABEL_COLUMNS = ("age", "gender", "age_group", "race")
 MANIFEST = "manifest.json"
-ROW_BYTES = {"images": FACE_SIZE * FACE_SIZE, "labels": 2 * len(LABEL_COLUMNS)}  # uint8 faces, int16 labels
+LABEL_ROW_BYTES = 2 * len(LABEL_COLUMNS)  # int16 labels
+
+
+def row_bytes(kind, channels):
+    """Bytes of one row of a shard of `kind` ("images": uint8 faces of `channels`, or "labels")."""
+    return int(np.prod(face_shape(channels))) if kind == "images" else LABEL_ROW_BYTES
+
+
+def face_channels(manifest):
+    """The channels of a store's faces: 1 (grayscale) or 3 (RGB); stores written before colour have 1."""
+    return manifest.get("channels", 1)
 
 
 class StoreError(AgeGenderError):
@@ -67,21 +78,25 @@ def read_manifest(folder):
     if not complete:
         raise StoreError(f"{path}: incomplete manifest (splits, shards or age edges missing); "
                          "write the store again with others/wash_data.py")
+    if face_channels(manifest) not in COLOURS:
+        raise StoreError(f"{path}: faces of {face_channels(manifest)!r} channels, not 1 (grayscale) or 3 (RGB); "
+                         "write the store again with others/wash_data.py")
     for split in SPLITS:
         check_shards(folder, manifest, split)
     return manifest
 
 
-def check_shard(path, faces, kind):
+def check_shard(path, faces, kind, channels):
     """StoreError unless the .npy file `path` exists and holds exactly `faces` rows of `kind` ("images"
-    or "labels"): a shard cut short (a full disk, a copy interrupted) would otherwise be read in part."""
+    of `channels`, or "labels"): a shard cut short (a full disk, a copy interrupted) would otherwise be
+    read in part."""
     if not os.path.isfile(path):
         raise StoreError(f"{path}: shard listed in the manifest is missing; wash the store again")
     try:
         data_bytes = os.path.getsize(path) - npy_header_bytes(path)
     except (ValueError, OSError) as error:
         raise StoreError(f"{path}: not a readable .npy shard ({error}); wash the store again") from None
-    expected = faces * ROW_BYTES[kind]
+    expected = faces * row_bytes(kind, channels)
     if data_bytes != expected:
         raise StoreError(f"{path}: holds {data_bytes} bytes of {kind} where the manifest lists {faces} faces "
                          f"({expected} bytes): the shard is damaged or cut short; wash the store again")
@@ -93,7 +108,7 @@ def check_shards(folder, manifest, split):
     total = 0
     for shard in manifest["splits"][split]["shards"]:
         for kind in ("images", "labels"):
-            check_shard(os.path.join(folder, split, shard[kind]), shard["faces"], kind)
+            check_shard(os.path.join(folder, split, shard[kind]), shard["faces"], kind, face_channels(manifest))
         total += shard["faces"]
     if total != manifest["splits"][split]["faces"]:
         raise StoreError(f"{os.path.join(folder, MANIFEST)}: the {split} shards hold {total} faces but the "
@@ -107,7 +122,8 @@ def shard_paths(folder, manifest, split):
 
 
 def load_split(folder, split, limit=None):
-    """A whole split in memory: (images uint8 (n,128,128), labels dict of int arrays).
+    """A whole split in memory: (images uint8 (n,128,128), or (n,128,128,3) in a colour store, labels
+    dict of int arrays).
 
     For evaluation and small experiments; training streams instead (see pipeline.py).
     """
@@ -116,7 +132,7 @@ def load_split(folder, split, limit=None):
     for image_path, label_path in shard_paths(folder, manifest, split):
         images.append(np.load(image_path, allow_pickle=False))
         labels.append(np.load(label_path, allow_pickle=False))
-    images = np.concatenate(images) if images else np.zeros((0, 128, 128), np.uint8)
+    images = np.concatenate(images) if images else np.zeros((0, *face_shape(face_channels(manifest))), np.uint8)
     labels = np.concatenate(labels) if labels else np.zeros((0, len(LABEL_COLUMNS)), np.int16)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]

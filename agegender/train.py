@@ -10,6 +10,7 @@ A run folder holds everything a run writes (the reports by report.py, config.jso
     confusion_<task>.png confusion matrices on the test split
     logs/                TensorBoard logs (tensorboard --logdir runs)
 """
+import json
 import math
 import os
 import time
@@ -19,6 +20,7 @@ import numpy as np
 
 from agegender import cli, evaluate, pipeline, store
 from agegender.errors import AgeGenderError
+from agegender.faces import COLOURS
 from agegender.model import (ARCHITECTURES, EXACT_AGES, TASK_LABEL, build_model, load_model, save_model,
                              task_classes, without_heads)
 from agegender.progress import Progress
@@ -191,6 +193,7 @@ class Trainer:
         self.replicas = self.strategy.num_replicas_in_sync
         self.global_batch = config.batch_size * self.replicas
         self.manifest = store.read_manifest(store_folder)
+        self.channels = store.face_channels(self.manifest)  # the store decides: gray or colour faces
         self.age_edges = tuple(self.manifest["age_edges"])
         self.tasks = (tuple(config.tasks) + (("exact_age",) if config.exact_age else ())
                       + (("race",) if config.race_head else ()))
@@ -220,7 +223,8 @@ class Trainer:
     def build(self, config):
         """The model, task balance, optimiser and their checkpoint."""
         self.model = build_model(config.architecture, {task: len(names) for task, names in self.class_names.items()},
-                                 dropout=config.dropout, seed=config.seed, input_size=config.input_size)
+                                 dropout=config.dropout, seed=config.seed, input_size=config.input_size,
+                                 channels=self.channels)
         self.balance = TaskBalance(self.tasks) if len(self.tasks) > 1 else None
         if config.schedule == "cosine":
             schedule = tf.keras.optimizers.schedules.CosineDecay(
@@ -447,7 +451,7 @@ class Trainer:
     def model_metadata(self, epoch):
         return {"tasks": list(self.shown_tasks), "classes": {task: self.class_names[task] for task in self.shown_tasks},
                 "age_edges": list(self.age_edges), "gender_coding": "0 = male, 1 = female",
-                "preprocessing": "grayscale 128x128 uint8 face, framed as a UTKFace chip "
+                "preprocessing": f"{COLOURS[self.channels]} 128x128 uint8 face, framed as a UTKFace chip "
                                  "(faces.chip_box), standardised per image inside the model",
                 "epoch": epoch, "trained_on": self.data_description(), "train_config": asdict(self.config)}
 
@@ -482,9 +486,22 @@ class Trainer:
         latest = tf.train.latest_checkpoint(checkpoints)
         if latest is None:
             return False
+        run = os.path.dirname(checkpoints)
+        trained_channels = saved_channels(run)
+        if trained_channels != self.channels:
+            raise TrainError(f"{self.store_folder}: the store holds {COLOURS[self.channels]} faces but the run {run} "
+                             f"trained on {COLOURS[trained_channels]} ones; resume it with the store it trained "
+                             "on, or start a new run")
         self.checkpoint.restore(latest).assert_existing_objects_matched()
-        self.history = read_history(os.path.dirname(checkpoints), int(self.epoch))
+        self.history = read_history(run, int(self.epoch))
         return True
+
+
+def saved_channels(run):
+    """The channels of the faces a run folder's model trains on, from its config.json (1 for runs written
+    before colour stores)."""
+    with open(os.path.join(run, "config.json"), encoding="utf-8") as file:
+        return json.load(file).get("channels", 1)
 
 
 def checkpointed_epochs(run):

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from dataclasses import asdict, fields
 
-from agegender import atomic, cli, evaluate, train
+from agegender import atomic, cli, evaluate, store, train
 from agegender.errors import AgeGenderError, tensorflow_message
 from agegender.quiet_tensorflow import tf
 
@@ -98,14 +98,17 @@ def prepare_run(arguments, config):
 
 
 def start_run(arguments, config):
-    """A new run's folder, emptied with --force, holding its options; a resumed run's is kept."""
+    """A new run's folder, emptied with --force, holding its options and the channels of its store's
+    faces; a resumed run's is kept."""
     run = arguments.run
     if arguments.resume and os.path.isfile(os.path.join(run, "config.json")):
         return
     if os.path.exists(run) and arguments.force:
         shutil.rmtree(run)
     os.makedirs(run, exist_ok=True)
-    atomic.write_json(os.path.join(run, "config.json"), {**asdict(config), "data": os.path.abspath(arguments.data)})
+    channels = store.face_channels(store.read_manifest(arguments.data))
+    atomic.write_json(os.path.join(run, "config.json"),
+                      {**asdict(config), "data": os.path.abspath(arguments.data), "channels": channels})
 
 
 def main(tasks, description):

@@ -7,7 +7,7 @@ import cv2
 
 from agegender import atomic
 from agegender.errors import AgeGenderError
-from agegender.faces import VideoFaceFinder, to_gray
+from agegender.faces import VideoFaceFinder
 from agegender.predict import draw
 
 
@@ -109,11 +109,10 @@ def run(predictor, source, out=None, display=False, max_frames=None, on_frame=No
                 if frames == 0:
                     raise VideoError(f"{what}: no frame could be read")
                 break
-            gray = to_gray(frame)
             read = time.perf_counter()
-            boxes, angles = find_faces(frame)
+            boxes, angles = find_faces(frame)  # follows faces on the gray frame
             detected = time.perf_counter()
-            results = predictor(gray, boxes, angles)
+            results = predictor(frame, boxes, angles)  # crops them as the model takes them, gray or RGB
             classified = time.perf_counter()
             read_seconds += read - frame_started
             detect_seconds += detected - read

@@ -5,7 +5,10 @@ The stages, in order:
    no face or a second face in IMDB-WIKI's metadata;
 2. pixels, in parallel worker processes: read, decode as grayscale, drop missing / empty / undecodable /
    all-zero images, crop the face, resize to 128x128, hash bytes and pixels; the crops go to a spool
-   file on disk, so memory stays flat however many faces there are;
+   file on disk, so memory stays flat however many faces there are. With `color`, the crop kept is
+   the same region of the image decoded in colour (R, G, B): the drops, faces found, duplicates and
+   split are decided on the gray image alone, so a colour store holds the gray store's faces in the
+   same splits and order;
 3. duplicates: images identical in bytes or in pixels form one group, which never straddles two splits;
 4. a seeded split, stratified by gender and age group, that depends on nothing but the data and seed;
 5. shards, index, reports and manifest, written into a temporary folder renamed into place at the end.
@@ -26,7 +29,7 @@ import scipy.sparse.csgraph
 
 from agegender import atomic, labels, store
 from agegender.errors import AgeGenderError
-from agegender.faces import FACE_SIZE, HaarDetector, chip_box, crop_square
+from agegender.faces import FACE_SIZE, HaarDetector, chip_box, crop_square, face_shape
 from agegender.progress import Progress
 
 DEFAULT_SPLIT_FRACTIONS = (0.85, 0.05, 0.10)  # train / valid / test, as the original project
@@ -41,7 +44,12 @@ class WashOptions:
     keep_second_face: bool = False  # IMDB-WIKI: with two faces, the label may belong to the other
     detect: bool = False            # detect the face again with the Haar cascade, even where a box is known
     workers: int = os.cpu_count() or 1
-    shard_size: int = 8192          # faces per shard file: 128 MB
+    shard_size: int = 8192          # faces per shard file: 128 MB (384 MB with color)
+    color: bool = False             # keep RGB faces (128, 128, 3) instead of grayscale ones
+
+    @property
+    def channels(self):
+        return 3 if self.color else 1
 
 
 class WashError(AgeGenderError):
@@ -68,8 +76,9 @@ def label_problem(record, options):
 _worker_detector = None  # one Haar cascade per worker process, built on first use
 
 
-def load_face(record, detect):
-    """(problem, face crop, byte digest, pixel digest) for one record; problem None when kept."""
+def load_face(record, detect, color=False):
+    """(problem, face crop, byte digest, pixel digest) for one record; problem None when kept. The crop
+    is gray, or with `color` RGB; the pixel digest is always the gray crop's (see the module's doc)."""
     global _worker_detector
     try:
         with open(record.path, "rb") as file:
@@ -90,13 +99,17 @@ def load_face(record, detect):
         boxes = _worker_detector(gray)
         if len(boxes) == 0:
             return "no_face_detected", None, None, None
-        face = crop_square(gray, chip_box(boxes[0]))
+        region = chip_box(boxes[0])
     elif record.face_box is not None:
-        face = crop_square(gray, chip_box(record.face_box))
+        region = chip_box(record.face_box)
     else:  # an aligned chip, such as UTKFace's: already framed the way the model expects
-        face = crop_square(gray, (0, 0, gray.shape[1], gray.shape[0]))
-    return (None, face, hashlib.blake2b(data, digest_size=16).digest(),
-            hashlib.blake2b(face.tobytes(), digest_size=16).digest())
+        region = (0, 0, gray.shape[1], gray.shape[0])
+    face = crop_square(gray, region)
+    pixel_digest = hashlib.blake2b(face.tobytes(), digest_size=16).digest()
+    if color:
+        colour = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        face = crop_square(cv2.cvtColor(colour, cv2.COLOR_BGR2RGB), region)
+    return None, face, hashlib.blake2b(data, digest_size=16).digest(), pixel_digest
 
 
 _worker_spool = None  # each worker appends its crops to a spool file of its own
@@ -114,8 +127,8 @@ def _init_worker(work_folder):
 
 def _load_face_task(task):
     """Load one face in a worker; the crop goes to the worker's spool, only its place comes back."""
-    index, record, detect = task
-    problem, face, byte_digest, pixel_digest = load_face(record, detect)
+    index, record, detect, color = task
+    problem, face, byte_digest, pixel_digest = load_face(record, detect, color)
     if problem:
         return index, problem, None, None, None
     offset = _worker_spool.tell()
@@ -204,7 +217,7 @@ def _wash_into(sources, work, options, quiet, started, out):
     spool_places = [None] * len(candidates)  # (spool file, byte offset) of each kept face
     digests = [None] * len(candidates)
     progress = None if quiet else Progress(len(candidates), "washing")
-    tasks = ((i, record, options.detect) for i, record in enumerate(candidates))
+    tasks = ((i, record, options.detect, options.color) for i, record in enumerate(candidates))
     # Workers come from a fresh server process, not a fork of this one: a fork inherits OpenCV's and
     # TensorFlow's thread pools in whatever state they are, and its children can hang on their locks
     # (seen when a test session had run the face detector before washing).
@@ -263,6 +276,7 @@ def _wash_into(sources, work, options, quiet, started, out):
         "sources": source_summaries,
         "options": {**asdict(options), "workers": None},  # worker count does not change the output
         "face_size": FACE_SIZE,
+        "channels": options.channels,
         "label_coding": {
             "gender": dict(enumerate(labels.GENDER_NAMES)),
             "race": {-1: "unknown", **dict(enumerate(labels.RACE_NAMES))},
@@ -288,17 +302,18 @@ def _wash_into(sources, work, options, quiet, started, out):
 
 def _write_split(folder, spools, members, faces, places, age_groups, options):
     os.makedirs(folder)
-    face_bytes = FACE_SIZE * FACE_SIZE
+    shape = face_shape(options.channels)
+    face_bytes = store.row_bytes("images", options.channels)
     shards, index_rows = [], []
     for shard_number, start in enumerate(range(0, max(len(members), 1), options.shard_size)):
         chunk = members[start:start + options.shard_size]
-        images = np.empty((len(chunk), FACE_SIZE, FACE_SIZE), dtype=np.uint8)
+        images = np.empty((len(chunk), *shape), dtype=np.uint8)
         label_rows = np.empty((len(chunk), len(store.LABEL_COLUMNS)), dtype=np.int16)
         for row, face_index in enumerate(chunk):
             face = faces[face_index]
             spool_path, offset = places[face_index]
             crop = os.pread(spools[spool_path].fileno(), face_bytes, offset)
-            images[row] = np.frombuffer(crop, np.uint8).reshape(FACE_SIZE, FACE_SIZE)
+            images[row] = np.frombuffer(crop, np.uint8).reshape(shape)
             label_rows[row] = (face.age, face.gender, age_groups[face_index], face.race)
             index_rows.append((shard_number, row, face.key, face.age, face.gender, face.race,
                                int(age_groups[face_index])))

@@ -139,9 +139,10 @@ INFERENCE_SNIPPET = """
 import json, statistics, sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
+from agegender.faces import face_shape
 from agegender.predict import Predictor
 predictor = Predictor({model!r}, engine={engine!r})
-faces = np.random.default_rng(0).integers(0, 256, (64, 128, 128), dtype=np.uint8)
+faces = np.random.default_rng(0).integers(0, 256, (64, *face_shape(predictor.channels)), dtype=np.uint8)
 single, batch = [], []
 for repeat in range({repeats}):
     predictor.classify(faces[:1]); predictor.classify(faces)

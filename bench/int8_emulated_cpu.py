@@ -23,8 +23,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from agegender import export  # noqa: E402
-from agegender.model import load_model  # noqa: E402
+from agegender import cli, export  # noqa: E402
+from agegender.model import check_store_channels, load_model  # noqa: E402
 
 # What export.py left in float before the emulated check found XNNPACK's AVX2 int8 MEAN at fault.
 FLOAT_OPS_BEFORE = ["DIV", "RSQRT", "SQRT"]
@@ -44,6 +44,7 @@ def run_int8(folder):
 def check(model_folder, data, faces_count, cpu, work):
     """Rows (model, cpu, kernel path, {task: figures}) for one model, natively and emulated."""
     model, _ = load_model(model_folder)
+    check_store_channels(model.channels, data, model_folder)
     folder = os.path.join(work, os.path.basename(model_folder.rstrip("/")))
     saved_model = os.path.join(folder, export.SAVED_MODEL)
     os.makedirs(folder)
@@ -100,4 +101,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)  # a store and model of other channels: one line, no traceback

@@ -29,8 +29,10 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
-from agegender.faces import DETECTORS, crop_square, to_gray  # noqa: E402
+from agegender import cli  # noqa: E402
+from agegender.faces import DETECTORS, crop_square, to_channels  # noqa: E402
 from agegender.labels import GENDER_NAMES  # noqa: E402
+from agegender.model import check_store_channels  # noqa: E402
 from agegender.predict import BUNDLED_MODEL, Predictor  # noqa: E402
 from agegender.store import load_split, read_manifest  # noqa: E402
 from face_video import SHARED_UTKFACE  # noqa: E402
@@ -40,7 +42,8 @@ SIZE_EDGES, SIZE_NAMES = (100, 200), ("60-99px", "100-199px", "200-400px")  # re
 
 
 def split_faces(store, faces_folder, split="test"):
-    """A split's chips: (paths of the original chips, stored 128x128 crops, labels), in the store's order."""
+    """A split's chips: (paths of the original chips, stored 128x128 crops (gray or RGB), labels), in the
+    store's order."""
     images, labels = load_split(store, split)
     with open(os.path.join(store, split, "index.csv"), newline="", encoding="utf-8") as file:
         rows = sorted(csv.DictReader(file), key=lambda row: (int(row["shard"]), int(row["row"])))
@@ -125,12 +128,12 @@ def placed_face_accuracy(predictor, scene_list, truth):
     crops = {"upright": [], "rotated": []}
     labels = []
     for image, faces in scene_list:
-        gray = to_gray(image)
+        pixels = to_channels(image, predictor.channels)  # as the model takes faces
         for number, centre, side, angle in faces:
-            chip = cv2.warpAffine(gray, cv2.invertAffineTransform(chip_to_scene(centre, side, angle)),
+            chip = cv2.warpAffine(pixels, cv2.invertAffineTransform(chip_to_scene(centre, side, angle)),
                                   (CHIP_SIDE, CHIP_SIDE), flags=cv2.INTER_LINEAR)
             crops["upright"].append(crop_square(chip, (0, 0, CHIP_SIDE, CHIP_SIDE)))
-            crops["rotated"].append(crop_square(gray, (centre[0] - side / 2, centre[1] - side / 2, side, side)))
+            crops["rotated"].append(crop_square(pixels, (centre[0] - side / 2, centre[1] - side / 2, side, side)))
             labels.append((truth["gender"][number], truth["age_group"][number]))
     labels = np.array(labels)
     accuracy = {}
@@ -176,6 +179,7 @@ def main():
             cv2.imwrite(os.path.join(arguments.save_scenes, f"scene-{index:04d}.jpg"), image)
     used = sorted({number for _, faces in scene_list for number, _, _, _ in faces})
     chip_predictor = Predictor(arguments.model, use_model=True)
+    check_store_channels(chip_predictor.channels, arguments.data, arguments.model)
     if list(chip_predictor.description["age_edges"]) != list(edges):
         raise SystemExit(f"error: {arguments.model}: age edges {chip_predictor.description['age_edges']} "
                          f"differ from the store's {edges}")
@@ -217,4 +221,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)  # a store and model of other channels: one line, no traceback

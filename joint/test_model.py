@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import numpy as np  # noqa: E402
 
 from agegender import atomic, cli, evaluate, labels, pipeline, plots, sources, store, wash  # noqa: E402
-from agegender.model import MODEL_JSON, TASK_LABEL, expected_age, load_model  # noqa: E402
+from agegender.model import MODEL_JSON, TASK_LABEL, check_store_channels, expected_age, load_model  # noqa: E402
 from agegender.predict import BUNDLED_MODEL, Predictor, label_image_file  # noqa: E402
 from agegender.progress import Progress  # noqa: E402
 
@@ -27,25 +27,28 @@ BATCH_SIZE = 256
 LABELS = ("age", "gender", "race")
 
 
-def labelled_batches(data, split):
-    """Batches (faces uint8 (b,128,128), {"age", "gender", "race"} arrays) of a store's split, streamed
-    (an IMDB-WIKI test split is about 750 MB of faces), or of a raw UTKFace folder."""
+def labelled_batches(data, split, predictor):
+    """Batches (faces uint8 as the predictor's model takes them, {"age", "gender", "race"} arrays) of a
+    store's split, streamed (an IMDB-WIKI test split is about 750 MB of faces), or of a raw UTKFace
+    folder; ModelError for a store of other channels than the model's."""
     if not os.path.isfile(os.path.join(data, store.MANIFEST)):
-        faces, face_labels = raw_faces(data)
+        faces, face_labels = raw_faces(data, color=predictor.channels == 3)
         for start in range(0, len(faces), BATCH_SIZE):
             yield faces[start:start + BATCH_SIZE], {name: face_labels[name][start:start + BATCH_SIZE] for name in LABELS}
         return
+    check_store_channels(predictor.channels, data, predictor.model_folder)
     for images, batch_labels in pipeline.split_dataset(data, split, BATCH_SIZE):
-        yield images.numpy()[..., 0], {name: batch_labels[name].numpy() for name in LABELS}
+        yield images.numpy(), {name: batch_labels[name].numpy() for name in LABELS}
 
 
-def raw_faces(data):
-    """(faces uint8 (n,128,128), {"age", "gender", "race"} arrays) from a raw UTKFace folder."""
+def raw_faces(data, color):
+    """(faces uint8 (n,128,128), or with color (n,128,128,3), {"age", "gender", "race"} arrays) from a
+    raw UTKFace folder."""
     records = [r for r in sources.read_utkface(data) if wash.label_problem(r, wash.WashOptions()) is None]
     faces, kept = [], []
     progress = Progress(len(records), "reading faces")
     for record in records:
-        problem, face, _, _ = wash.load_face(record, detect=False)  # the crop the store would hold
+        problem, face, _, _ = wash.load_face(record, detect=False, color=color)  # the crop the store would hold
         if not problem:
             faces.append(face)
             kept.append(record)
@@ -79,10 +82,11 @@ def calibrate(model_folder, data, flip_average):
     """Fit each classification head's temperature on the store's valid split and store it, with
     flip_average, in the model's model.json. The log-probabilities are the logits up to a constant per
     face, so the new temperature multiplies the one the model already has."""
-    description = load_model(model_folder)[1]
+    model, description = load_model(model_folder)
+    check_store_channels(model.channels, data, model_folder)  # before model.json changes
     atomic.write_json(os.path.join(model_folder, MODEL_JSON), {**description, "flip_average": flip_average})
     predictor = Predictor(model_folder)
-    probabilities, face_labels = model_answers(predictor, labelled_batches(data, "valid"))
+    probabilities, face_labels = model_answers(predictor, labelled_batches(data, "valid", predictor))
     temperatures = dict(predictor.model.temperatures)
     for task, values in probabilities.items():
         if task != "exact_age":
@@ -151,7 +155,8 @@ def main():
             print(f"  face {number} at {result.box}: {result.caption()}")
     else:
         figures = {"model": os.path.abspath(arguments.model), "data": os.path.abspath(arguments.data),
-                   **evaluate_model(predictor, labelled_batches(arguments.data, arguments.split), arguments.out)}
+                   **evaluate_model(predictor, labelled_batches(arguments.data, arguments.split, predictor),
+                                    arguments.out)}
         print_figures({task: figures[task] for task in predictor.description["classes"]})
     if arguments.json:
         atomic.write_json(arguments.json, figures)

@@ -1,8 +1,12 @@
-"""Turn a raw face dataset into the project's clean 128x128 grayscale store.
+"""Turn a raw face dataset into the project's clean 128x128 grayscale (or, with --color, RGB) store.
 
     python others/wash_data.py --dataset utkface --src ~/data/UTKFace --out data/utk
+    python others/wash_data.py --dataset utkface --src ~/data/UTKFace --out data/utk-rgb --color
     python others/wash_data.py --dataset wiki --src ~/data/wiki_crop --out data/wiki
     python others/wash_data.py --dataset utkface --src A --dataset wiki --src B --out data/mixed
+
+The store decides what a model trained on it takes: training on a --color store builds a colour model
+(no training option is needed), and such a model then labels faces cropped from colour images.
 """
 import argparse
 import os
@@ -36,6 +40,9 @@ def parse_arguments():
                         help="IMDB-WIKI: keep images where a second face was seen")
     parser.add_argument("--detect", action="store_true",
                         help="find the face again with the Haar cascade (drops images without one)")
+    parser.add_argument("--color", action="store_true",
+                        help="keep the faces in colour (R, G, B; three times the bytes): the same faces, "
+                             "crops and split as without it; models trained on the store take colour faces")
     parser.add_argument("--workers", type=cli.positive_int, default=os.cpu_count(),
                         help="worker processes (default: one per core)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
@@ -55,7 +62,7 @@ def main():
     options = wash.WashOptions(age_edges=arguments.age_groups, split_fractions=arguments.split,
                                seed=arguments.seed, min_face_score=arguments.min_face_score,
                                keep_second_face=arguments.keep_second_face, detect=arguments.detect,
-                               workers=arguments.workers)
+                               workers=arguments.workers, color=arguments.color)
     manifest = wash.wash(readers, arguments.out, options, force=arguments.force, quiet=arguments.quiet)
     print("\n".join(wash.summary_lines(manifest)))
     print(f"wrote {os.path.abspath(arguments.out)} (drop reasons per image in dropped.csv)")
