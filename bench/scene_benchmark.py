@@ -1,7 +1,8 @@
 """Faces in scenes: how many faces each detector finds, how many it invents, and what the model then gets right.
 
-Scenes are built only from the store's test faces (the original 200x200 RGB chips its index.csv names),
-never from faces the model was trained on. Each scene is 640x480 or larger, with a background drawn
+Scenes are built from the store's test faces (the original 200x200 RGB chips its index.csv names),
+never from faces the model was trained on; `--split train` builds them of train faces instead, to
+choose a detector's settings without looking at the test faces. Each scene is 640x480 or larger, with a background drawn
 from random textures, gradients, stripes, clutter of shapes and matplotlib's sample terrain and
 pictures (nothing of the faces' own colours), and 0 to 4 faces, each pasted at a random size (60 to
 400 px), place, rotation (within 15 degrees) and brightness, its square edge feathered into the scene.
@@ -165,13 +166,17 @@ def main():
     parser.add_argument("--limit", type=int,
                         help="score only the first N scenes (the same scenes as in a full run)")
     parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--split", choices=("test", "valid", "train"), default="test",
+                        help="the store's split whose faces the scenes hold (default: test); choose a "
+                             "detector's settings on train or valid scenes, report them on test ones")
     parser.add_argument("--save-scenes", help="also write the scenes as JPEG files into this folder")
     parser.add_argument("--json", help="write the figures here as JSON")
     arguments = parser.parse_args()
     count = min(arguments.scenes, arguments.limit or arguments.scenes)
     edges = read_manifest(arguments.data)["age_edges"]
-    paths, chips, truth = split_faces(arguments.data, arguments.faces)
-    print(f"building {count} scenes from the {len(paths)} test faces of {arguments.data} ...", file=sys.stderr)
+    paths, chips, truth = split_faces(arguments.data, arguments.faces, arguments.split)
+    print(f"building {count} scenes from the {len(paths)} {arguments.split} faces of {arguments.data} ...",
+          file=sys.stderr)
     scene_list = list(scenes(count, arguments.seed, paths))
     if arguments.save_scenes:
         os.makedirs(arguments.save_scenes, exist_ok=True)
@@ -193,7 +198,7 @@ def main():
         figures[name] = measure(name, arguments.model, scene_list, truth, chip_answers)
     faces = sum(len(f) for _, f in scene_list)
     empty = sum(not f for _, f in scene_list)
-    print(f"{count} scenes ({empty} without a face), {faces} test faces of {arguments.data}, seed "
+    print(f"{count} scenes ({empty} without a face), {faces} {arguments.split} faces of {arguments.data}, seed "
           f"{arguments.seed}, model {os.path.relpath(arguments.model, ROOT)}; chips: gender "
           f"{figures[names[0]]['gender_chips']:.1%}, age group {figures[names[0]]['age_group_chips']:.1%}. The same "
           f"faces cut from the scenes where they were pasted, no detector: upright (rotation undone) gender "
