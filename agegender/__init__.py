@@ -1,7 +1,7 @@
 """Face age & gender classification: the shared logic behind the project's scripts.
 
 Data flows one way, and each module imports only what lies upstream of it:
-labels -> faces -> sources -> store -> wash; store -> pipeline; labels, faces -> model; evaluate, plots ->
+labels -> faces -> sources -> store -> wash; store -> pipeline; labels, faces, store -> model; evaluate, plots ->
 report (what a run writes down); pipeline, model, evaluate, report -> train -> train_cli (the training
 scripts' command line); and model -> export (SavedModel, TFLite) -> predict -> video. Beneath them all: errors (the base exception),
 atomic (files and folders renamed into place), quiet_tensorflow; above them, cli (the scripts' options).
