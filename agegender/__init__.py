@@ -1,10 +1,13 @@
-"""Face age & gender classification: the shared logic behind the project's scripts.
+"""Face age & gender classification: the logic behind the project's scripts, and their command lines.
 
 Data flows one way, and each module imports only what lies upstream of it:
 labels -> faces -> sources -> store -> wash; store -> pipeline; labels, faces, store -> model; evaluate, plots ->
-report (what a run writes down); pipeline, model, evaluate, report -> train -> train_cli (the training
-scripts' command line); and model -> export (SavedModel, TFLite) -> predict -> video. Beneath them all: errors (the base exception),
-atomic (files and folders renamed into place), quiet_tensorflow; above them, cli (the scripts' options).
+report (what a run writes down); pipeline, model, evaluate, report -> train; and model -> export
+(SavedModel, TFLite) -> predict -> video. Beneath them all: errors (the base exception), atomic (files
+and folders renamed into place), quiet_tensorflow; above them, cli (the scripts' options), then a module
+per command, each script's command line and main() (the installed command; the script at the course's
+path calls it): wash_cli, train_cli (the three training scripts), evaluate_cli (joint/test_model.py),
+detect_cli, realtime_cli, export_cli.
 """
 import os
 

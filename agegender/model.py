@@ -23,6 +23,10 @@ from agegender.quiet_tensorflow import tf
 
 MODEL_JSON = "model.json"
 WEIGHTS = "weights.npz"
+# The bundled models are the repository's models/ folder, beside the package: a clone, or a clone installed
+# with `pip install -e .`, finds them; `pip install .` installs the code alone (load_model then says so).
+BUNDLED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
+BUNDLED_MODEL = os.path.join(BUNDLED_MODELS, "improved")  # the most accurate model within the real-time budget; see its README
 
 
 EXACT_AGES = 101  # the exact-age head's classes: 0..100 years (wash keeps ages in that range)
@@ -310,6 +314,9 @@ class ModelError(AgeGenderError):
 def load_model(folder):
     """(FaceNet with the saved weights, its model.json as a dict) from a folder save_model wrote."""
     json_path = os.path.join(folder, MODEL_JSON)
+    if os.path.dirname(folder) == BUNDLED_MODELS and not os.path.isdir(BUNDLED_MODELS):
+        raise ModelError(f"{folder}: missing: the bundled models stay in the repository's models/, which pip "
+                         "install . leaves out; install a clone with pip install -e ., or give a model folder (--model)")
     try:
         with open(json_path, encoding="utf-8") as file:
             description = json.load(file)

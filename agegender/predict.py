@@ -14,10 +14,8 @@ from agegender import atomic
 from agegender.errors import AgeGenderError
 from agegender.faces import DEFAULT_DETECTOR, DETECTION_MAX_SIDE, crop_square, face_shape, make_detector, to_channels
 from agegender.export import in_memory_tflite_runner, model_runner
-from agegender.model import expected_age, load_model
+from agegender.model import BUNDLED_MODEL, expected_age, load_model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUNDLED_MODEL = os.path.join(ROOT, "models", "improved")  # the most accurate model within the real-time budget; see its README
 ENGINES = {"tensorflow": model_runner, "tflite": in_memory_tflite_runner}  # model -> faces -> probabilities
 
 

@@ -1,6 +1,6 @@
-"""The command line the three training scripts share (gender/gender.py, age/age.py, joint/jointly.py):
-their options, a new run's folder or a resumed one's saved options, and the run itself, ending on a
-user's error in one line."""
+"""The command line the three training scripts share (joint/jointly.py, gender/gender.py, age/age.py;
+installed as agegender-train, agegender-train-gender, agegender-train-age): their options, a new run's
+folder or a resumed one's saved options, and the run itself, ending on a user's error in one line."""
 import json
 import os
 import shutil
@@ -12,11 +12,30 @@ from agegender import atomic, cli, evaluate, store, train
 from agegender.errors import AgeGenderError, tensorflow_message
 from agegender.quiet_tensorflow import tf
 
+JOINT, GENDER, AGE = ("gender", "age"), ("gender",), ("age",)
+DESCRIPTIONS = {  # each command's --help, by the tasks it trains
+    JOINT: """Train gender and age together: one trunk, two heads, learned task balance.
 
-def parse_arguments(tasks, description):
+    python joint/jointly.py --data data/utk --run runs/joint
+    python joint/jointly.py --data data/utk --run runs/joint --resume   # after Ctrl-C
+""",
+    GENDER: """Train the gender classifier alone (the original CNN with one head).
+
+    python gender/gender.py --data data/utk --run runs/gender
+    python gender/gender.py --data data/utk --run runs/gender --resume   # after Ctrl-C
+""",
+    AGE: """Train the age-group classifier alone (the original CNN with one head).
+
+    python age/age.py --data data/utk --run runs/age
+    python age/age.py --data data/utk --run runs/age --resume   # after Ctrl-C
+""",
+}
+
+
+def parse_arguments(tasks):
     """The command line's arguments, with `given` (the TrainConfig fields it sets), and the TrainConfig
     to train `tasks` with: the options given, the others TrainConfig's defaults."""
-    parser = cli.ArgumentParser(description=description)
+    parser = cli.ArgumentParser(description=DESCRIPTIONS[tasks])
     parser.add_argument("--data", required=True, help="store written by others/wash_data.py")
     parser.add_argument("--run", required=True, help="run folder for checkpoints, model, metrics, plots, logs")
     parser.add_argument("--resume", action="store_true",
@@ -33,7 +52,7 @@ def parse_arguments(tasks, description):
     arguments.given = set(given)
     # The one default that is not a constant: the learning rate suits the optimizer.
     given.setdefault("learning_rate", train.DEFAULT_LEARNING_RATES[given.get("optimizer", train.TrainConfig.optimizer)])
-    return arguments, train.TrainConfig(tasks=tuple(tasks), **given)
+    return arguments, train.TrainConfig(tasks=tasks, **given)
 
 
 def saved_config(run, tasks, max_epochs=None):
@@ -111,9 +130,9 @@ def start_run(arguments, config):
                       {**asdict(config), "data": os.path.abspath(arguments.data), "channels": channels})
 
 
-def main(tasks, description):
-    """Entry point of gender/gender.py, age/age.py and joint/jointly.py."""
-    arguments, config = parse_arguments(tasks, description)
+def main(tasks=JOINT):
+    """Train `tasks` as the command line says: joint/jointly.py and agegender-train train both."""
+    arguments, config = parse_arguments(tasks)
     try:
         strategy = train.make_strategy(arguments.strategy)
         if train.is_chief(strategy):
@@ -157,3 +176,11 @@ def main(tasks, description):
     for task, figures in metrics["test"].items():
         print(f"  {task}: {evaluate.headline(task, figures)}")
     print(f"model in {os.path.join(arguments.run, 'model')}; curves and confusion matrices in {arguments.run}")
+
+
+def main_gender():
+    main(GENDER)
+
+
+def main_age():
+    main(AGE)

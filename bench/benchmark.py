@@ -21,10 +21,10 @@ import sys
 import tempfile
 import time
 
+from agegender.faces import DEFAULT_DETECTOR, DETECTORS  # OpenCV only, no TensorFlow
+from face_video import SHARED_UTKFACE, make_face_video
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from agegender.faces import DEFAULT_DETECTOR, DETECTORS  # noqa: E402  (OpenCV only, no TensorFlow)
-from face_video import SHARED_UTKFACE, make_face_video  # noqa: E402
 
 # agegender.predict.ENGINES; importing it would load TensorFlow into this process, whose children (the
 # dataset build's workers) then measured 600 MB instead of 240 MB.
@@ -106,8 +106,6 @@ def washed_store(arguments, work):
 
 
 FLOPS_SNIPPET = """
-import sys
-sys.path.insert(0, {root!r})
 from agegender.model import forward_flops, load_model
 print(forward_flops(load_model({model!r})[0]) / 1e9)
 """
@@ -116,7 +114,7 @@ print(forward_flops(load_model({model!r})[0]) / 1e9)
 def forward_gflop(model_folder):
     """GFLOP inference spends on one face of this model, counted from its graph in a child process
     (TensorFlow stays out of this one; see ENGINES)."""
-    stdout, _, _ = run([sys.executable, "-c", FLOPS_SNIPPET.format(root=ROOT, model=model_folder)])
+    stdout, _, _ = run([sys.executable, "-c", FLOPS_SNIPPET.format(model=model_folder)])
     return float(stdout.strip().splitlines()[-1])
 
 
@@ -136,9 +134,8 @@ def training(arguments, work):
 
 
 INFERENCE_SNIPPET = """
-import json, statistics, sys, time
+import json, statistics, time
 import numpy as np
-sys.path.insert(0, {root!r})
 from agegender.faces import face_shape
 from agegender.predict import Predictor
 predictor = Predictor({model!r}, engine={engine!r})
@@ -159,7 +156,7 @@ print(json.dumps({{"single_ms": statistics.median(single), "batch_faces_per_seco
 def inference(arguments, work):
     rows, gflop = [], forward_gflop(arguments.model)
     for engine in ENGINES:
-        snippet = INFERENCE_SNIPPET.format(root=ROOT, model=arguments.model, repeats=arguments.repeats, engine=engine)
+        snippet = INFERENCE_SNIPPET.format(model=arguments.model, repeats=arguments.repeats, engine=engine)
         stdout, _, _ = run([sys.executable, "-c", snippet])
         figures = json.loads(stdout.strip().splitlines()[-1])
         rate = figures["batch_faces_per_second"]

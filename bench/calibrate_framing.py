@@ -12,13 +12,11 @@ detector finds the eyes) give the two constants of that detector's framing.
 """
 import argparse
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from agegender.faces import DETECTORS, make_detector  # noqa: E402
-from scene_benchmark import ROOT, SHARED_UTKFACE, installed_detectors, match, scenes, split_faces  # noqa: E402
+from agegender.faces import DETECTORS, make_detector
+from scene_benchmark import ROOT, SHARED_UTKFACE, installed_detectors, match, scenes, split_faces
 
 
 def main():

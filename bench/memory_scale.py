@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 from scaled_store import repeat_store, stream_epoch_peak  # noqa: E402  (the memory test uses them too)
 
 def main():

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 from agegender import cli  # noqa: E402
 from agegender.faces import DETECTORS, crop_square, to_channels  # noqa: E402
 from agegender.labels import GENDER_NAMES  # noqa: E402

@@ -1,14 +1,6 @@
-"""Train the gender classifier alone (the original CNN with one head).
-
-    python gender/gender.py --data data/utk --run runs/gender
-    python gender/gender.py --data data/utk --run runs/gender --resume   # after Ctrl-C
-"""
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
-
-from agegender import train_cli  # noqa: E402
+"""Train the gender classifier alone:
+the course's path to agegender/train_cli.py (installed as agegender-train-gender; --help explains)."""
+from agegender import train_cli
 
 if __name__ == "__main__":
-    train_cli.main(tasks=('gender',), description=__doc__)
+    train_cli.main_gender()

@@ -1,49 +1,6 @@
-"""Export a model as a TensorFlow SavedModel and TFLite files (float32 and int8), checked on real faces.
-
-    python joint/export.py                                  # the bundled model -> out/export
-    python joint/export.py --model runs/joint/model --out out/joint-export --data data/utk
-
-The int8 model is calibrated on faces of the store's train split; every format is compared with the
-model on its test split (int8 under each of TFLite's kernel paths) and the export is put in place only
-if it gives the model's answers.
-export.json in the output folder lists file sizes, single-face latency and the agreement figures.
-"""
-import argparse
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
-
-from agegender import cli, export  # noqa: E402
-from agegender.model import load_model  # noqa: E402
-from agegender.predict import BUNDLED_MODEL  # noqa: E402
-
-
-def main():
-    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=BUNDLED_MODEL, help="model folder (default: the bundled model)")
-    parser.add_argument("--out", default="out/export",
-                        help="export folder; an earlier export there is replaced (default out/export)")
-    parser.add_argument("--data", default="data/utk",
-                        help="store written by others/wash_data.py: train faces calibrate int8, test faces "
-                             "check every format (default data/utk)")
-    parser.add_argument("--no-int8", action="store_true", help="skip the int8 TFLite model")
-    arguments = parser.parse_args()
-    model, description = load_model(arguments.model)
-    report = export.export(model, description, arguments.out, arguments.data, int8=not arguments.no_int8,
-                           model_folder=arguments.model)
-    print(f"{arguments.out}: checked on {report['check_faces']} test faces of {arguments.data}")
-    for name, entry in report["formats"].items():
-        print(f"  {name:15} {(entry['bytes'] or 0) / 1e6:6.2f} MB  {entry['latency_ms']:6.2f} ms per face"
-              + agreement(entry.get("check", {})))
-        for kernels, check in entry.get("check_by_kernels", {}).items():
-            print(f"  {'':15} {kernels + ' kernels':>29}" + agreement(check))
-
-
-def agreement(check):
-    return "".join(f"  {task}: agreement {figures['agreement']:.4f}, max diff {figures['max_abs_diff']:.2g}"
-                   for task, figures in check.items())
-
+"""Export a model as a TensorFlow SavedModel and TFLite files:
+the course's path to agegender/export_cli.py (installed as agegender-export; --help explains)."""
+from agegender import export_cli
 
 if __name__ == "__main__":
-    cli.run(main, interrupted="interrupted: nothing was written")
+    export_cli.main()

@@ -1,54 +1,6 @@
-"""Live age & gender on a webcam or a video file: boxes, labels, confidence and FPS on every frame.
-
-    python joint/real_time.py                          # webcam 0, in a window (q or Esc quits)
-    python joint/real_time.py --source video.mp4 --out annotated.mp4 --no-display
-"""
-import argparse
-import json
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere
-
-from agegender import cli, video  # noqa: E402
-from agegender.faces import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS  # noqa: E402
-from agegender.predict import BUNDLED_MODEL, ENGINES, Predictor  # noqa: E402
-
-# Detecting on frames shrunk to this side costs a third of full 640x480 and finds the same faces
-# (measured on faces from UTKFace placed in 640x480 frames: 56 of 60 either way).
-DETECTION_MAX_SIDE = 320
-
-
-def main():
-    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", default="0", help="camera index or video file (default: camera 0)")
-    parser.add_argument("--model", default=BUNDLED_MODEL, help="model folder (default: the bundled model)")
-    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
-    parser.add_argument("--engine", choices=ENGINES, default="tensorflow",
-                        help="run the model with TensorFlow, or convert it to TFLite when starting (1-2 s), "
-                             "which classifies a face faster on a CPU (bench/benchmark.py measures both)")
-    parser.add_argument("--out", type=cli.output_file, help="write the annotated video here (.mp4)")
-    parser.add_argument("--no-display", action="store_true",
-                        help="no window (also automatic when no display is available)")
-    parser.add_argument("--max-frames", type=cli.positive_int, help="stop after this many frames")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    arguments = parser.parse_args()
-    display = not arguments.no_display and video.display_available()
-    if not arguments.no_display and not display:
-        print("no display available: running headless (see --out to keep the annotated video)", file=sys.stderr)
-    predictor = Predictor(arguments.model, arguments.detector, detector_max_side=DETECTION_MAX_SIDE,
-                          engine=arguments.engine)
-    summary = video.run(predictor, arguments.source, out=arguments.out, display=display,
-                        max_frames=arguments.max_frames)
-    if arguments.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print(f"{summary['frames']} frames, {summary['faces']} faces, {summary['mean_fps']:.1f} FPS "
-              f"(reading {summary['read_ms_per_frame']:.1f} ms, detection {summary['detect_ms_per_frame']:.1f} ms, "
-              f"classification "
-              f"{summary['classify_ms_per_frame']:.1f} ms per frame)" +
-              (f"; annotated video in {summary['output']}" if summary["output"] else ""))
-
+"""Live age & gender on a webcam or a video file:
+the course's path to agegender/realtime_cli.py (installed as agegender-realtime; --help explains)."""
+from agegender import realtime_cli
 
 if __name__ == "__main__":
-    cli.run(main)
+    realtime_cli.main()

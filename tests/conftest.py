@@ -15,9 +15,6 @@ SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 UTKFACE = os.path.join(SHARED_DATA, "utkface")
 WIKI_MAT = os.path.join(SHARED_DATA, "imdb-wiki", "wiki.mat")
 
-sys.path.insert(0, ROOT)
-
-
 
 def require(path):
     """`path` in the shared real data, or a skip of the test that needs it when it is missing."""

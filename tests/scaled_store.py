@@ -8,12 +8,9 @@ import sys
 
 from agegender import atomic, store
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 # Runs in a fresh process: one epoch of the train split, batches of 128, as training reads it.
 STREAM_EPOCH = """
-import json, resource, sys
-sys.path.insert(0, {root!r})
+import json, resource
 from agegender import pipeline
 faces = 0
 for images, labels in pipeline.split_dataset({store!r}, "train", 128, training=True, augment=True,
@@ -51,7 +48,7 @@ def repeat_store(source, target, times):
 
 def stream_epoch_peak(data, shuffle_buffer):
     """(faces streamed, peak MB) of one training epoch of `data`'s train split, in a fresh process."""
-    snippet = STREAM_EPOCH.format(root=ROOT, store=os.path.abspath(data), buffer=shuffle_buffer)
+    snippet = STREAM_EPOCH.format(store=os.path.abspath(data), buffer=shuffle_buffer)
     output = subprocess.run([sys.executable, "-c", snippet], check=True, capture_output=True, text=True).stdout
     figures = json.loads(output.strip().splitlines()[-1])
     return figures["faces"], figures["peak_mb"]

@@ -21,7 +21,6 @@ import numpy as np
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.path.insert(0, {root!r})
 from agegender.train import Trainer, TrainConfig, make_strategy
 
 def three_steps(batch_size, strategy=None):
@@ -43,7 +42,7 @@ print(json.dumps({{"replicas": two.replicas, "global_batch": two.global_batch,
 
 
 def test_mirrored_training_on_two_logical_cpus_matches_one_device(utk_store):
-    snippet = MIRRORED_STEPS.format(root=ROOT, store=str(utk_store))
+    snippet = MIRRORED_STEPS.format(store=str(utk_store))
     result = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])

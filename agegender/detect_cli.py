@@ -1,0 +1,70 @@
+"""Find the faces in images and label each with gender and age group: detect.py, installed as agegender-detect.
+
+    python detect.py                      # the portrait that ships with matplotlib: a result at once
+    python detect.py photo.jpg more/      # images and folders of images
+    python detect.py photo.jpg --json     # every face's box and whole distributions, as JSON
+    python detect.py photo.jpg --no-model # only find faces, as the original detect.py did
+"""
+import argparse
+import json
+import os
+import sys
+
+from agegender import cli
+from agegender.faces import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
+from agegender.predict import BUNDLED_MODEL, ImageError, Predictor, label_image_file
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def sample_portrait():
+    import matplotlib.cbook
+    return str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+def image_paths(arguments):
+    paths = []
+    for item in arguments or [sample_portrait()]:
+        if os.path.isdir(item):
+            found = sorted(os.path.join(item, name) for name in os.listdir(item)
+                           if name.lower().endswith(IMAGE_EXTENSIONS))
+            if not found:
+                raise ImageError(f"{item}: no images in this folder")
+            paths.extend(found)
+        else:
+            paths.append(item)
+    return paths
+
+
+def label_images():
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("images", nargs="*", help="image files or folders (default: matplotlib's sample portrait)")
+    parser.add_argument("--model", default=BUNDLED_MODEL, help="model folder (default: the bundled model)")
+    parser.add_argument("--no-model", action="store_true", help="only detect faces")
+    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
+    parser.add_argument("--out", default="out", type=cli.output_folder, help="folder for the annotated copies (default: out)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    arguments = parser.parse_args()
+    paths = image_paths(arguments.images)
+    predictor = Predictor(arguments.model, arguments.detector, use_model=not arguments.no_model)
+    report, failures = [], 0
+    for path in paths:
+        try:
+            results, image_report = label_image_file(predictor, path, arguments.out)
+        except ImageError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        report.append(image_report)
+        if not arguments.json:
+            print(f"{path}: {len(results)} face(s) -> {image_report['annotated']}")
+            for number, result in enumerate(results, 1):
+                x, y, w, h = result.box
+                print(f"  face {number}: box x={x} y={y} w={w} h={h}" + (f"  {result.caption()}" if result.labels else ""))
+    if arguments.json:
+        print(json.dumps(report, indent=2))
+    sys.exit(1 if failures else 0)
+
+
+def main():
+    cli.run(label_images)

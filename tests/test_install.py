@@ -1,0 +1,68 @@
+"""The package as a user installs it (README, Set up): a command per stage from any folder, the package
+used from one's own code, the bundled models found beside the package of a clone, and an install of
+the code alone saying in one line where they are."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+
+import pytest
+
+from agegender import model
+from agegender.detect_cli import sample_portrait
+from conftest import ROOT, run_script
+
+COMMANDS = {"agegender-wash": "others/wash_data.py", "agegender-train": "joint/jointly.py",
+            "agegender-train-gender": "gender/gender.py", "agegender-train-age": "age/age.py",
+            "agegender-test": "joint/test_model.py", "agegender-detect": "detect.py",
+            "agegender-realtime": "joint/real_time.py", "agegender-export": "joint/export.py"}
+
+
+def installed_command(name):
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def test_every_stage_is_installed_as_a_command_that_runs_what_its_script_runs():
+    entry_points = {entry.name: entry for entry in metadata.distribution("agegender").entry_points
+                    if entry.group == "console_scripts"}
+    assert set(entry_points) == set(COMMANDS)
+    for name, script in COMMANDS.items():
+        assert os.path.isfile(installed_command(name)), name
+        module, function = entry_points[name].value.split(":")
+        with open(os.path.join(ROOT, script), encoding="utf-8") as file:
+            assert f"{module.split('.')[-1]}.{function}()" in file.read(), script  # the script is its wrapper
+
+
+@pytest.mark.slow
+def test_the_installed_command_labels_faces_from_a_folder_outside_the_project(tmp_path):
+    command = subprocess.run([installed_command("agegender-detect"), "--json", "--out", "faces"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert command.returncode == 0, command.stderr
+    script = json.loads(run_script("detect.py", "--json", "--out", tmp_path / "script").stdout)
+    (installed,) = json.loads(command.stdout)
+    assert installed["annotated"] == "faces/grace_hopper_faces.jpg" and (tmp_path / installed["annotated"]).is_file()
+    assert installed["faces"] == script[0]["faces"]
+
+
+@pytest.mark.slow
+def test_the_readme_example_of_using_the_package_from_ones_own_code_runs(tmp_path):
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as file:
+        example = re.search(r"## Use it from your own code\n.*?```python\n(.*?)```", file.read(), re.S).group(1)
+    shutil.copyfile(sample_portrait(), tmp_path / "photo.jpg")
+    result = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"\(\d+, \d+, \d+, \d+\) female \d+%, 60\+ \d+%, age \d+ \{.*\}\n", result.stdout), result.stdout
+
+
+def test_the_bundled_models_are_found_beside_the_package_of_a_clone():
+    assert model.load_model(model.BUNDLED_MODEL)[1]["classes"]
+
+
+def test_an_install_of_the_code_alone_says_where_the_bundled_models_are(tmp_path, monkeypatch):
+    monkeypatch.setattr(model, "BUNDLED_MODELS", str(tmp_path / "models"))  # site-packages has no models/
+    with pytest.raises(model.ModelError, match=r"models/improved: missing: .*pip install -e \..*--model"):
+        model.load_model(os.path.join(tmp_path / "models", "improved"))
