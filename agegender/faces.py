@@ -4,6 +4,8 @@ A model trained on UTKFace chips has only seen faces framed as the chips frame t
 taken from a detector's box (at wash time or at inference) is scaled and shifted to match. Each
 detector's box sits differently on a face, so each carries its own two framing constants, measured by
 bench/calibrate_framing.py on train faces placed in larger scenes (a face in a photo has surroundings).
+A detector that finds landmarks (MTCNN) is framed from them instead, by where it puts them on the chips,
+measured the same way.
 
 Every detector looks at an image of at most `max_side` pixels (larger ones are shrunk first, boxes come
 back in the original's pixels): detection time grows with the pixel count, and at full size an
@@ -187,12 +189,16 @@ class DlibHogDetector(Detector):
 class MtcnnDetector(Detector):
     """The MTCNN detector of the `mtcnn` package (its weights ship inside it; the default detector).
 
-    Its box is placed from its landmarks rather than taken as it comes: centred between the eyes and the
-    mouth, its side 2.5 x the geometric mean of the eyes' distance and the eyes-to-mouth distance. On
-    the calibration faces that box's centre strays 2.5x less from the chip's centre than MTCNN's own
-    box does, and its size a third less (bench/calibrate_framing.py).
+    Each face is framed from its five landmarks rather than from MTCNN's box: its region is the chip
+    whose landmarks, where MTCNN puts them on the training chips, best fit the face's (aligned_region).
+    That reproduces a chip's scale, place and tilt at once, as UTKFace aligned its chips.
     """
-    chip_scale, chip_down_shift = 1.025, 0.012  # the landmark box is 0.98 chip sides, about on its centre
+    # Where MTCNN puts its landmarks on a chip, in chip sides (x right, y down): the eyes, the nose tip
+    # and the mouth's corners, left and right as the image shows them. The median over the faces MTCNN
+    # finds in scenes of train faces (bench/calibrate_framing.py, 300 scenes, seed 7).
+    chip_landmarks = np.array([[0.2983, 0.2885], [0.6865, 0.2912], [0.488, 0.518], [0.3187, 0.6874], [0.6617, 0.6877]])
+    chip_scale, chip_down_shift = 1.0, 0.0  # its region is the chip already
+    LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
     # The last stage's (ONet's) threshold; the package's default is 0.8. On scenes of train faces
     # (bench/scene_benchmark.py --split train) 0.7 found 98.9% of the faces against 98.3%, with 0.037
@@ -202,18 +208,31 @@ class MtcnnDetector(Detector):
         self.mtcnn = optional_module("mtcnn", "pip install mtcnn").MTCNN()
         self.min_confidence = min_confidence
 
+    def landmarks(self, image):
+        """The landmarks (LANDMARK_NAMES) of each face found in an image of at most max_side: (n, 5, 2),
+        in its pixels."""
+        faces = self.mtcnn.detect_faces(to_rgb(image), threshold_onet=self.min_confidence)
+        return np.array([[face["keypoints"][name] for name in self.LANDMARK_NAMES] for face in faces],
+                        dtype=np.float64).reshape(-1, len(self.LANDMARK_NAMES), 2)
+
     def find(self, image):
-        rows = []
-        for face in self.mtcnn.detect_faces(to_rgb(image), threshold_onet=self.min_confidence):
-            points = {name: np.array(point, dtype=np.float64) for name, point in face["keypoints"].items()}
-            eyes = (points["left_eye"] + points["right_eye"]) / 2
-            mouth = (points["mouth_left"] + points["mouth_right"]) / 2
-            eye_distance = np.linalg.norm(points["left_eye"] - points["right_eye"])
-            side = 2.5 * np.sqrt(eye_distance * np.linalg.norm(mouth - eyes))
-            centre_x, centre_y = (eyes + mouth) / 2
-            rows.append((centre_x - side / 2, centre_y - side / 2, side, side,
-                         eye_angle(points["left_eye"], points["right_eye"])))
-        return rows
+        return [aligned_region(points, self.chip_landmarks) for points in self.landmarks(image)]
+
+
+def aligned_region(points, chip_points):
+    """(x, y, side, side, angle): the square region of an image, turned by `angle` degrees (its top edge's
+    slope, y down, as eye_angle measures it), that holds a chip whose landmarks `chip_points` (in chip
+    sides) lie on the face's `points` (image pixels).
+
+    The similarity transform (scale, turn, shift) between them is fitted by least median of squares, so
+    that one stray landmark (an open mouth, a nose in profile) does not throw off the other four.
+    """
+    transform, _ = cv2.estimateAffinePartial2D(np.asarray(chip_points, np.float64), np.asarray(points, np.float64),
+                                               method=cv2.LMEDS)
+    side = float(np.hypot(transform[0, 0], transform[1, 0]))
+    centre_x, centre_y = transform @ (0.5, 0.5, 1.0)
+    return (centre_x - side / 2, centre_y - side / 2, side, side,
+            float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0]))))
 
 
 class BlazeFaceDetector(Detector):

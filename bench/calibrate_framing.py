@@ -5,7 +5,10 @@ pasted into scenes exactly as the scene benchmark pastes them: at random sizes, 
 within 15 degrees and brightness, among other things (a face in a photo has surroundings). For each
 face a detector finds, its box is compared with the pasted chip: the median box side and the median
 offset of the chip's centre from the box's centre (along the face's eye line and across it, where the
-detector finds the eyes) give the two constants of that detector's framing.
+detector finds the eyes) give the two constants of that detector's framing. A detector that finds
+landmarks (MTCNN) frames faces from them instead: each face's landmarks are taken back to its chip by
+the inverse of the paste, and their median positions there are the detector's chip_landmarks (its box
+framing, measured after them, then comes out about 1 and 0: a check).
 
     python bench/calibrate_framing.py                     # every detector installed
     python bench/calibrate_framing.py --detectors dlib --scenes 100
@@ -13,10 +16,27 @@ detector finds the eyes) give the two constants of that detector's framing.
 import argparse
 import os
 
+import cv2
 import numpy as np
 
 from agegender.faces import DETECTORS, make_detector
-from scene_benchmark import ROOT, SHARED_UTKFACE, installed_detectors, match, scenes, split_faces
+from scene_benchmark import (ROOT, SHARED_UTKFACE, CHIP_SIDE, chip_to_scene, installed_detectors, match,
+                             scenes, split_faces)
+
+
+def chip_landmarks(detector, scene_list):
+    """(median position of each landmark on the chip in chip sides (k, 2), faces measured): every face's
+    landmarks, found in a scene, taken back to the chip it was pasted from."""
+    measured = []
+    for image, truth in scene_list:
+        for points in detector.landmarks(image):
+            for _, centre, side, angle in truth:
+                to_chip = cv2.invertAffineTransform(chip_to_scene(centre, side, angle))
+                on_chip = cv2.transform(points[None], to_chip)[0] / CHIP_SIDE
+                if np.all((on_chip > 0) & (on_chip < 1)):  # this face's landmarks (pasted chips do not overlap)
+                    measured.append(on_chip)
+                    break
+    return np.median(np.array(measured), axis=0), len(measured)
 
 
 def main():
@@ -33,6 +53,10 @@ def main():
     print(f"{arguments.scenes} scenes holding {faces} train faces of {arguments.data}, seed {arguments.seed}")
     for name in arguments.detectors or installed_detectors():
         detector = make_detector(name)
+        if hasattr(detector, "landmarks"):
+            points, count = chip_landmarks(detector, scene_list)
+            print(f"{name:10s} landmarks of {count / faces:6.1%} of the faces -> chip_landmarks = "
+                  f"np.array({np.round(points, 4).tolist()})")
         measured = []  # per face found: box side, and the chip centre's offset from the box centre, in chip sides
         for image, truth in scene_list:
             boxes, angles = detector.detect(image)

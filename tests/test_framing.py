@@ -36,3 +36,28 @@ def test_gray_of_colour_and_of_gray_images():
     assert faces.to_gray(colour).shape == (4, 4) and faces.to_gray(colour)[0, 0] == 76  # 0.299 * 255
     gray = np.ones((4, 4), np.uint8)
     assert faces.to_gray(gray) is gray
+
+
+def test_an_aligned_region_turns_and_scales_landmarks_back_onto_the_chips():
+    """Five marks placed where a chip's landmarks would lie on a face 150 px wide, turned by 12 degrees:
+    cropping the aligned region puts each mark where the chip has it, within a pixel, whichever way the
+    face is turned; a mark thrown far off (a stray landmark) moves none of the others."""
+    chip_points = np.array([[0.35, 0.42], [0.65, 0.42], [0.5, 0.55], [0.38, 0.7], [0.62, 0.7]])
+    for angle in (-12, 12):
+        to_image = cv2.getRotationMatrix2D((0, 0), -angle, 150.0)  # OpenCV turns counter-clockwise
+        to_image[:, 2] = (210, 170)
+        points = cv2.transform(chip_points[None], to_image)[0]
+        image = np.zeros((400, 400), np.uint8)
+        for x, y in points:
+            cv2.circle(image, (round(x), round(y)), 3, 255, -1)
+        *region, turn = faces.aligned_region(points, chip_points)
+        assert turn == pytest.approx(angle, abs=0.01) and region[2] == pytest.approx(150, abs=0.01)
+        crop = faces.crop_square(image, region, angle=turn)
+        count, _, _, centres = cv2.connectedComponentsWithStats((crop > 100).astype(np.uint8))
+        assert count == 6  # the background and the five marks
+        wanted = chip_points * faces.FACE_SIZE
+        distances = np.linalg.norm(centres[1:, None] - wanted[None], axis=2)  # mark x landmark
+        assert distances.min(axis=0).max() < 1.0, (centres[1:], wanted)
+        stray = points.copy()
+        stray[3] += (40, 25)
+        assert np.allclose(faces.aligned_region(stray, chip_points), (*region, turn), atol=0.5)
