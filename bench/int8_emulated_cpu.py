@@ -1,7 +1,7 @@
 """Does the int8 export give the model's answers on a CPU without AVX-512? Checked under emulation.
 
     apt-get install qemu-user                       # Debian / Ubuntu: qemu-x86_64
-    python bench/int8_emulated_cpu.py               # both bundled models, 200 test faces of data/utk
+    python bench/int8_emulated_cpu.py               # both bundled models, 200 test faces of each one's store
     python bench/int8_emulated_cpu.py --model runs/joint/model --faces 100 --cpu Haswell
     python bench/int8_emulated_cpu.py --as-before   # the int8 settings before the fix (MEAN in int8)
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from agegender import cli, export
 from agegender.model import check_store_channels, load_model
+from stores import default_store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -70,7 +71,8 @@ def check(model_folder, data, faces_count, cpu, work):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", nargs="+", default=["models/joint", "models/improved"], help="model folders")
-    parser.add_argument("--data", default="data/utk", help="store: train faces calibrate, test faces check")
+    parser.add_argument("--data", help="store: train faces calibrate, test faces check (default: data/utk for a "
+                                       "gray model, data/utk-rgb for a colour one)")
     parser.add_argument("--faces", type=int, default=200, help="test faces to compare (default 200)")
     parser.add_argument("--cpu", default="Haswell", help="qemu CPU model to emulate (default Haswell)")
     parser.add_argument("--as-before", action="store_true",
@@ -85,14 +87,14 @@ def main():
         export.INT8_FLOAT_OPS = FLOAT_OPS_BEFORE
         export.first_convolution = lambda tflite_model: []
     limits = export.TOLERANCES["tflite_int8"]
-    print(f"int8 against the float model on {arguments.faces} test faces of {arguments.data}: decisions agreeing "
+    print(f"int8 against the float model on {arguments.faces} test faces of {arguments.data or 'data/utk or data/utk-rgb'}: decisions agreeing "
           f"/ mean probability difference (export's limits: >= {limits['min_agreement']} / <= "
           f"{limits['mean_abs_diff']}; * misses them)")
     print("| model | CPU | kernels | " + " | ".join(("gender", "age group")) + " |")
     print("| --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as work:
         for model_folder in arguments.model:
-            for model, where, kernels, figures in check(model_folder, arguments.data, arguments.faces,
+            for model, where, kernels, figures in check(model_folder, arguments.data or default_store(model_folder), arguments.faces,
                                                         arguments.cpu, work):
                 cells = [f"{figures[task]['agreement']:.1%} / {figures[task]['mean_abs_diff']:.4f}"
                          + (" *" if export.failures("tflite_int8", {task: figures[task]}) else "")

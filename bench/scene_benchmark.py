@@ -37,6 +37,7 @@ from agegender.model import check_store_channels  # noqa: E402
 from agegender.predict import BUNDLED_MODEL, Predictor  # noqa: E402
 from agegender.store import load_split, read_manifest  # noqa: E402
 from face_video import SHARED_UTKFACE  # noqa: E402
+from stores import default_store  # noqa: E402
 from scenes_of_faces import CHIP_SIDE, chip_to_scene, scenes  # noqa: E402  (the detector tests build them too)
 
 SIZE_EDGES, SIZE_NAMES = (100, 200), ("60-99px", "100-199px", "200-400px")  # recall by face size
@@ -158,7 +159,8 @@ def installed_detectors():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=os.path.join(ROOT, "data", "utk"), help="store (default: data/utk)")
+    parser.add_argument("--data", help="store of the model's channels (default: data/utk for a gray model, "
+                                       "data/utk-rgb for a colour one, as bench/train_bundled.sh washes them)")
     parser.add_argument("--faces", default=SHARED_UTKFACE, help="UTKFace folder (default: ../shared/data/utkface)")
     parser.add_argument("--model", default=BUNDLED_MODEL, help="model folder (default: the bundled model)")
     parser.add_argument("--detectors", nargs="+", choices=list(DETECTORS), help="default: every one installed")
@@ -173,6 +175,7 @@ def main():
     parser.add_argument("--json", help="write the figures here as JSON")
     arguments = parser.parse_args()
     count = min(arguments.scenes, arguments.limit or arguments.scenes)
+    arguments.data = arguments.data or default_store(arguments.model)
     edges = read_manifest(arguments.data)["age_edges"]
     paths, chips, truth = split_faces(arguments.data, arguments.faces, arguments.split)
     print(f"building {count} scenes from the {len(paths)} {arguments.split} faces of {arguments.data} ...",
