@@ -5,9 +5,8 @@
 #   bash bench/train_bundled.sh joint      # models/joint, the original CNN for coursework (about 30 minutes)
 # Both recipes: a cosine schedule with one warm-up epoch, rotations and zooms, label smoothing 0.1, and
 # every epoch run (no early stop); the improved network also learns the age in years, with the expected
-# age's error in the loss, at 96 px, from RGB faces (a store washed with --color, data/utk-rgb), and learns
-# UTKFace's race as an auxiliary task that the saved model leaves out (bench/RESULTS.md: what each choice
-# gained). More options go to
+# age's error in the loss, at 96 px, and learns UTKFace's race as an auxiliary task that the saved model
+# leaves out (bench/RESULTS.md: what each choice gained). More options go to
 # joint/jointly.py. Ctrl-C, then the same command continues from the last finished epoch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,18 +16,17 @@ usage="usage: bash bench/train_bundled.sh improved|joint [joint/jointly.py optio
 model=${1:?$usage}; shift
 recipe="--schedule cosine --rotate-and-zoom --label-smoothing 0.1"
 case $model in
-    improved) options="$recipe --arch improved --exact-age --input-size 96 --expected-age-loss 0.25 --race-head --epochs 36 --patience 36"
-              data=data/utk-rgb; color=--color ;;
-    joint) options="$recipe --epochs 30 --patience 30"; data=data/utk; color= ;;
+    improved) options="$recipe --arch improved --exact-age --input-size 96 --expected-age-loss 0.25 --race-head --epochs 36 --patience 36" ;;
+    joint) options="$recipe --epochs 30 --patience 30" ;;
     *) echo "$usage" >&2; exit 2 ;;
 esac
 RUN=${RUN:-runs/bundled-$model}
-[ -d $data ] || $PYTHON others/wash_data.py --dataset utkface --src "$FACES" --out $data $color --quiet
+[ -d data/utk ] || $PYTHON others/wash_data.py --dataset utkface --src "$FACES" --out data/utk --quiet
 resume=$([ -f "$RUN/config.json" ] && echo --resume || true)
 # shellcheck disable=SC2086  # the options are words
-$PYTHON joint/jointly.py --data $data --run "$RUN" $resume --quiet $options "$@"
+$PYTHON joint/jointly.py --data data/utk --run "$RUN" $resume --quiet $options "$@"
 $PYTHON bench/results_table.py "models/$model" "$RUN"
 echo "to bundle it: cp $RUN/model/model.json $RUN/model/weights.npz $RUN/metrics.json models/$model/"
 if [ "$model" = joint ]; then  # as bundled: each face averaged with its mirror image (bench/RESULTS.md)
-    echo "then: $PYTHON joint/test_model.py --data $data --model models/joint --calibrate --flip-average"
+    echo "then: $PYTHON joint/test_model.py --data data/utk --model models/joint --calibrate --flip-average"
 fi

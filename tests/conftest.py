@@ -3,15 +3,12 @@
 Tests marked `slow` run the project end to end (`pytest -m "not slow"` leaves them out). A test that
 needs the shared data skips, saying so, when it is missing; the others still run.
 """
-import json
 import os
 import shutil
 import subprocess
 import sys
 
 import pytest
-
-from agegender.model import BUNDLED_MODEL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
@@ -59,18 +56,6 @@ def utk_store(tmp_path_factory):
     run_script("others/wash_data.py", "--dataset", "utkface", "--src", folder / "raw",
                "--out", folder / "store", "--quiet")
     return folder / "store"
-
-
-@pytest.fixture(scope="session")
-def bundled_model_store(utk_store):
-    """utk_store's faces as the bundled default model takes them: that store for a gray model, the same
-    raw faces washed again with --color beside it for a colour one."""
-    with open(os.path.join(BUNDLED_MODEL, "model.json"), encoding="utf-8") as file:
-        if json.load(file).get("channels", 1) == 1:
-            return utk_store
-    run_script("others/wash_data.py", "--dataset", "utkface", "--src", utk_store.parent / "raw",
-               "--out", utk_store.parent / "store-rgb", "--color", "--quiet")
-    return utk_store.parent / "store-rgb"
 
 
 # Options that make a few epochs on a couple of thousand faces learn visibly (the defaults are for

@@ -25,7 +25,7 @@ from conftest import ROOT, UTKFACE, copy_utkface, run_script
 # Each case runs a script as a user would (TensorFlow's import alone takes seconds): end to end.
 pytestmark = pytest.mark.slow
 
-JOINT_MODEL = os.path.join(ROOT, "models", "joint")  # gray, like the assets' store, whatever the default model is
+JOINT_MODEL = os.path.join(ROOT, "models", "joint")
 
 
 @pytest.fixture(autouse=True)
@@ -233,7 +233,7 @@ def manifest_counts_more_faces(store):
 def evaluate_json_into(target):
     def case(here, assets):
         (here / "figures").mkdir()
-        return ["joint/test_model.py", "--model", JOINT_MODEL, "--data", assets.store, "--json", here / target], here / target
+        return ["joint/test_model.py", "--data", assets.store, "--json", here / target], here / target
     return case
 
 
@@ -301,7 +301,7 @@ def video_source_not_a_video(here, assets):
 def export_onto_a_folder_of_documents(here, assets):
     (here / "notes").mkdir()
     (here / "notes" / "thesis.txt").write_text("four years of work")
-    return ["joint/export.py", "--model", JOINT_MODEL, "--data", assets.store, "--out", here / "notes", "--no-int8"], here / "notes"
+    return ["joint/export.py", "--data", assets.store, "--out", here / "notes", "--no-int8"], here / "notes"
 
 
 CASES = [
@@ -498,8 +498,8 @@ def test_full_disk_while_washing(small_disk, assets):
 
 
 def test_full_disk_while_exporting(small_disk, assets):
-    result = run_script("joint/export.py", "--model", JOINT_MODEL, "--data", assets.store, "--out", small_disk / "export",
-                        "--no-int8", check=False)
+    result = run_script("joint/export.py", "--data", assets.store, "--out", small_disk / "export", "--no-int8",
+                        check=False)
     assert result.returncode == 1
     line = error_line(result)
     assert line.startswith(f"error: {small_disk / 'export'}: cannot write") and "No space left on device" in line

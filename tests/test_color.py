@@ -11,14 +11,12 @@ import pytest
 import tensorflow as tf
 
 from agegender import export, faces, pipeline, sources, store, wash
-from agegender.model import (BUNDLED_MODELS, ModelError, build_model, check_store_channels, forward_flops, load_model,
-                             save_model)
+from agegender.model import ModelError, build_model, check_store_channels, forward_flops, load_model, save_model
 from agegender.predict import BUNDLED_MODEL, Predictor
 from conftest import UTKFACE, copy_utkface, run_script
 
 CLASS_COUNTS = {"gender": 2, "age": 4, "exact_age": 101}
 AGE_EDGES = (30, 46, 60)
-JOINT_MODEL = os.path.join(BUNDLED_MODELS, "joint")
 
 
 def rgb_chip(name, folder=UTKFACE):
@@ -133,15 +131,13 @@ def test_colour_model_takes_rgb_faces_and_survives_saving(tmp_path):
             np.testing.assert_allclose(values.numpy(), expected[task].numpy(), atol=1e-6)
 
 
-def test_bundled_models_refuse_a_store_of_other_channels_in_one_line(small_stores):
-    """models/joint (the original CNN, for coursework) takes grayscale faces; the default model, RGB ones."""
-    for folder, channels, other in ((JOINT_MODEL, 1, "rgb"), (BUNDLED_MODEL, 3, "gray")):
-        model, description = load_model(folder)
-        assert model.channels == description.get("channels", 1) == channels  # absent: written before colour
-        check_store_channels(model.channels, small_stores / ("gray" if channels == 1 else "rgb"), folder)
-        with pytest.raises(ModelError, match="the store holds .* faces but the model .* takes .* ones") as error:
-            check_store_channels(model.channels, small_stores / other, folder)
-        assert "\n" not in str(error.value)
+def test_bundled_models_are_gray_and_refuse_a_colour_store_in_one_line(small_stores):
+    model, description = load_model(BUNDLED_MODEL)
+    assert "channels" not in description and model.channels == 1  # written before colour: gray
+    check_store_channels(model.channels, small_stores / "gray", BUNDLED_MODEL)
+    with pytest.raises(ModelError, match="the store holds RGB faces but the model .* takes grayscale ones") as error:
+        check_store_channels(model.channels, small_stores / "rgb", BUNDLED_MODEL)
+    assert "\n" not in str(error.value)
 
 
 @pytest.mark.slow

@@ -16,17 +16,17 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def exported(bundled_model_store, tmp_path_factory):
+def exported(utk_store, tmp_path_factory):
     """The bundled model exported by the script, as a user would, with the small store's faces."""
     out = tmp_path_factory.mktemp("export") / "export"
-    result = run_script("joint/export.py", "--data", bundled_model_store, "--out", out)
+    result = run_script("joint/export.py", "--data", utk_store, "--out", out)
     return out, result
 
 
 @pytest.fixture(scope="module")
-def reference(bundled_model_store):
+def reference(utk_store):
     """Real test faces and the bundled model's probabilities for them."""
-    faces, _ = store.load_split(bundled_model_store, "test")
+    faces, _ = store.load_split(utk_store, "test")
     model, _ = load_model(BUNDLED_MODEL)
     return faces, {task: values.numpy() for task, values in model.probabilities(faces).items()}
 
@@ -36,8 +36,8 @@ def run_tflite(path, faces, kernels="xnnpack"):
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
         interpreter = tf.lite.Interpreter(model_path=str(path),
                                           experimental_op_resolver_type=export.KERNEL_PATHS[kernels])
-    (detail,) = interpreter.get_input_details()  # faces as the store holds them: (n, 128, 128), or (n, 128, 128, 3)
-    assert detail["dtype"] == np.uint8 and list(detail["shape_signature"]) == [-1, *faces.shape[1:]]
+    (detail,) = interpreter.get_input_details()
+    assert detail["dtype"] == np.uint8 and list(detail["shape_signature"]) == [-1, 128, 128]
     outputs = interpreter.get_signature_runner("serving_default")(faces=faces)
     assert all(values.dtype == np.float32 for values in outputs.values())
     return interpreter, outputs
@@ -66,7 +66,7 @@ def test_saved_model_gives_the_models_answers_on_real_faces(exported, reference)
     faces, expected = reference
     signature = tf.saved_model.load(str(exported[0] / "saved_model")).signatures["serving_default"]
     (spec,) = signature.structured_input_signature[1].values()
-    assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, *faces.shape[1:]]
+    assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, 128, 128]
     outputs = signature(faces=tf.constant(faces))
     assert set(outputs) == set(expected)
     for task, values in expected.items():

@@ -146,9 +146,9 @@ def test_scenes_are_reproducible_and_a_limit_keeps_the_same_scenes():
 
 
 @pytest.mark.slow
-def test_scene_benchmark_scores_a_detector_end_to_end(tmp_path, bundled_model_store):
+def test_scene_benchmark_scores_a_detector_end_to_end(tmp_path, utk_store):
     report = tmp_path / "scenes.json"
-    result = run_script("bench/scene_benchmark.py", "--data", bundled_model_store, "--limit", "12", "--detectors", "haar",
+    result = run_script("bench/scene_benchmark.py", "--data", utk_store, "--limit", "12", "--detectors", "haar",
                         "--json", report)
     figures = json.loads(report.read_text())
     row = figures["detectors"]["haar"]
