@@ -5,6 +5,7 @@ needs the shared data skips, saying so, when it is missing; the others still run
 """
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -36,6 +37,12 @@ def copy_utkface(folder, count):
     for name in names:
         shutil.copyfile(os.path.join(UTKFACE, name), os.path.join(folder, name))
     return names
+
+
+def default_ctrl_c():
+    """A child's Ctrl-C as in a terminal (Popen's preexec_fn): a shell that starts a job in the background
+    (as CI may) makes it ignore SIGINT, and Python then never turns Ctrl-C into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_script(script, *arguments, check=True, timeout=900, env=None):

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, UTKFACE, copy_utkface, run_script
+from conftest import ROOT, UTKFACE, copy_utkface, default_ctrl_c, run_script
 
 # Each case runs a script as a user would (TensorFlow's import alone takes seconds): end to end.
 pytestmark = pytest.mark.slow
@@ -412,7 +412,8 @@ def start_wash(out, *options):
     """A wash of all of UTKFace (20,100 faces, several seconds) in a session of its own, as from a terminal."""
     return subprocess.Popen([sys.executable, os.path.join(ROOT, "others/wash_data.py"), "--dataset", "utkface",
                              "--src", UTKFACE, "--out", out, "--quiet", "--workers", "2", *options],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=default_ctrl_c)
 
 
 def wait_for_spools(out, seconds=60):

@@ -14,7 +14,7 @@ import tensorflow as tf
 from agegender import store
 from agegender.model import load_model
 from agegender.train import TrainConfig, Trainer, class_weight_vectors
-from conftest import QUICK_TRAINING, ROOT, run_script
+from conftest import QUICK_TRAINING, ROOT, default_ctrl_c, run_script
 
 pytestmark = pytest.mark.slow
 
@@ -84,10 +84,8 @@ def test_interrupted_run_resumes_from_its_last_finished_epoch(utk_store, tmp_pat
     run = tmp_path / "joint"
     command = [sys.executable, os.path.join(ROOT, "joint/jointly.py"), "--data", str(utk_store),
                "--run", str(run), "--epochs", "3", *QUICK_TRAINING]
-    # A shell that starts a job in the background (as CI may) makes it ignore SIGINT, and Python then
-    # never turns Ctrl-C into KeyboardInterrupt: give the training its default SIGINT, as in a terminal.
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               preexec_fn=default_ctrl_c)
     deadline = time.time() + 600
     # The state file names a checkpoint only once it is completely written.
     state = run / "checkpoints" / "checkpoint"
