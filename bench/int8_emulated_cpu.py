@@ -87,15 +87,16 @@ def main():
         export.INT8_FLOAT_OPS = FLOAT_OPS_BEFORE
         export.first_convolution = lambda tflite_model: []
     limits = export.TOLERANCES["tflite_int8"]
-    print(f"int8 against the float model on {arguments.faces} test faces of {arguments.data or 'data/utk or data/utk-rgb'}: decisions agreeing "
+    store_named = arguments.data or "each model's store"
+    print(f"int8 against the float model on {arguments.faces} test faces of {store_named}: decisions agreeing "
           f"/ mean probability difference (export's limits: >= {limits['min_agreement']} / <= "
           f"{limits['mean_abs_diff']}; * misses them)")
     print("| model | CPU | kernels | " + " | ".join(("gender", "age group")) + " |")
     print("| --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as work:
         for model_folder in arguments.model:
-            for model, where, kernels, figures in check(model_folder, arguments.data or default_store(model_folder), arguments.faces,
-                                                        arguments.cpu, work):
+            data = arguments.data or default_store(model_folder)
+            for model, where, kernels, figures in check(model_folder, data, arguments.faces, arguments.cpu, work):
                 cells = [f"{figures[task]['agreement']:.1%} / {figures[task]['mean_abs_diff']:.4f}"
                          + (" *" if export.failures("tflite_int8", {task: figures[task]}) else "")
                          for task in ("gender", "age")]
