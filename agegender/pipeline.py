@@ -29,12 +29,20 @@ def _decode_batch(channels, images, labels):
 
 MAX_ROTATION_DEGREES = 15  # what faces in photos show; the scene benchmark rotates as much
 ZOOM_RANGE = (0.9, 1.1)    # a detector's box varies about this much in size around a face
+# Photo conditions: a face 2 m from a webcam is about 40 px wide, so faces are shrunk to as little as a
+# quarter of the chip's side; exposure changes by a gain and an offset, clipped as a camera clips.
+SMALLEST_FACE_SIDE = 32
+EXPOSURE_GAIN = (0.6, 1.4)
+EXPOSURE_OFFSET = 32
 
 
-def augment_batch(images, seed, rotate_and_zoom=False):
+def augment_batch(images, seed, rotate_and_zoom=False, photo_conditions=False):
     """Random horizontal flips and shifts of up to 8 px, drawn per image from a stateless seed; with
-    rotate_and_zoom, also rotations and zooms (one affine warp per face). Every channel of a face moves
-    alike, so colour faces [b,128,128,3] are augmented as gray ones [b,128,128,1]."""
+    rotate_and_zoom, also rotations and zooms (one affine warp per face); with photo_conditions, also
+    the losses of a face in a photo (photo_conditions_batch). Every channel of a face moves alike, so
+    colour faces [b,128,128,3] are augmented as gray ones [b,128,128,1]."""
+    if photo_conditions:
+        images = photo_conditions_batch(images, tf.random.experimental.stateless_fold_in(seed, 1))
     if rotate_and_zoom:
         return _warp_batch(images, seed)
     batch = tf.shape(images)[0]
@@ -48,6 +56,22 @@ def augment_batch(images, seed, rotate_and_zoom=False):
     cols = tf.range(FACE_SIZE)[None, :] + 8 + shifts[:, 1:2]
     images = tf.gather(padded, rows, axis=1, batch_dims=1)
     return tf.gather(images, cols, axis=2, batch_dims=1)
+
+
+def photo_conditions_batch(images, seed):
+    """Half of the faces, drawn at random, lose resolution as a small face in a photo does: shrunk to
+    one side between SMALLEST_FACE_SIDE and 128 px (one side a batch) and enlarged back. Every face's
+    exposure changes by a random gain and offset, clipped to 0..255. uint8 in, uint8 out."""
+    batch = tf.shape(images)[0]
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    faces = tf.cast(images, tf.float32)
+    side = tf.random.stateless_uniform([], seeds[0], minval=SMALLEST_FACE_SIDE, maxval=FACE_SIZE + 1, dtype=tf.int32)
+    blurred = tf.image.resize(tf.image.resize(faces, [side, side], method="area"), [FACE_SIZE, FACE_SIZE])
+    shrink = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[1]) < 0.5
+    faces = tf.where(shrink, blurred, faces)
+    gain = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[2], *EXPOSURE_GAIN)
+    offset = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[3], -EXPOSURE_OFFSET, EXPOSURE_OFFSET)
+    return tf.cast(tf.round(tf.clip_by_value(faces * gain + offset, 0, 255)), images.dtype)
 
 
 def _warp_batch(images, seed):
@@ -74,13 +98,14 @@ def _warp_batch(images, seed):
 
 
 def split_dataset(folder, split, batch_size, training=False, augment=False, seed=0, pipelines=(1, 0),
-                  shuffle_buffer=SHUFFLE_BUFFER_FACES, rotate_and_zoom=False):
+                  shuffle_buffer=SHUFFLE_BUFFER_FACES, rotate_and_zoom=False, photo_conditions=False):
     """Batches (images uint8 [b,128,128,C], labels {column: int32 [b]}) of one split of a store; C is
     the store's channels (1 grayscale, 3 RGB).
 
     training=True shuffles shards and faces and drops the last partial batch (every step then has the
     same shape); otherwise the order is the store's and every face is seen once. augment=True adds
-    random flips and shifts (rotate_and_zoom: rotations and zooms too). pipelines=(count, index): with several input pipelines (one per worker
+    random flips and shifts (rotate_and_zoom: rotations and zooms too; photo_conditions: the
+    resolution and exposure of faces in photos). pipelines=(count, index): with several input pipelines (one per worker
     under tf.distribute), this one reads every count-th face from the index-th on, so that together
     they see each face once.
     """
@@ -108,7 +133,7 @@ def split_dataset(folder, split, batch_size, training=False, augment=False, seed
     if augment:
         counter = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         batches = tf.data.Dataset.zip(batches, counter).map(
-            lambda batch, pair: (augment_batch(batch[0], pair, rotate_and_zoom), batch[1]),
+            lambda batch, pair: (augment_batch(batch[0], pair, rotate_and_zoom, photo_conditions), batch[1]),
             num_parallel_calls=tf.data.AUTOTUNE)
     return batches.prefetch(tf.data.AUTOTUNE)
 

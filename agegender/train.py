@@ -77,6 +77,9 @@ class TrainConfig:
         "no random flips and shifts of the training faces", flag="no-augment"))
     rotate_and_zoom: bool = field(default=False, metadata=cli.option(
         "augmentation also rotates (up to 15 degrees) and zooms (0.9-1.1) the faces"))
+    photo_conditions: bool = field(default=False, metadata=cli.option(
+        "augmentation also shrinks half the faces (to 32-128 px and back) and changes every face's exposure, "
+        "as in photos and webcams"))
     label_smoothing: float = field(default=0.0, metadata=cli.option(
         "share of each gender / age-group label spread over the other classes", type=cli.fraction))
     input_size: int = field(default=128, metadata=cli.option(
@@ -336,7 +339,7 @@ class Trainer:
                 self.store_folder, "train", context.get_per_replica_batch_size(self.global_batch), training=True,
                 augment=self.config.augment if augment is None else augment, seed=self.config.seed + epoch,
                 pipelines=(context.num_input_pipelines, context.input_pipeline_id),
-                rotate_and_zoom=self.config.rotate_and_zoom)
+                rotate_and_zoom=self.config.rotate_and_zoom, photo_conditions=self.config.photo_conditions)
         return self.strategy.distribute_datasets_from_function(replica_batches)
 
     @tf.function(reduce_retracing=True)

@@ -3,7 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from agegender.model import local_response_normalization
-from agegender.pipeline import augment_batch
+from agegender.pipeline import augment_batch, photo_conditions_batch, split_dataset
 from agegender.train import EXACT_AGE_SIGMA, TaskBalance, predicted_values, soft_age_labels
 
 
@@ -72,3 +72,30 @@ def test_fast_local_response_normalization_matches_tensorflows_values_and_gradie
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(tape.gradient(ours_sum, x).numpy(), tape.gradient(theirs_sum, x).numpy(),
                                rtol=1e-4, atol=1e-4)
+
+
+def detail(faces):
+    """Mean absolute difference of horizontally neighbouring pixels over the face's contrast, per face."""
+    faces = faces.astype(np.float32)
+    return np.abs(np.diff(faces, axis=2)).mean(axis=(1, 2, 3)) / faces.std(axis=(1, 2, 3))
+
+
+def test_photo_conditions_shrink_half_the_faces_and_change_every_faces_exposure(utk_store):
+    faces, _ = next(iter(split_dataset(utk_store, "train", 64)))
+    conditioned = photo_conditions_batch(faces, tf.constant([7, 8])).numpy()
+    assert conditioned.shape == faces.shape and conditioned.dtype == np.uint8
+    assert np.array_equal(conditioned, photo_conditions_batch(faces, tf.constant([7, 8])).numpy())
+    gains, exposure_only = [], []
+    for face, result in zip(faces.numpy().astype(np.float32), conditioned.astype(np.float32)):
+        unclipped = (result > 0) & (result < 255)
+        design = np.stack([face[unclipped], np.ones(unclipped.sum())], axis=1)
+        (gain, offset), *_ = np.linalg.lstsq(design, result[unclipped], rcond=None)
+        residual = np.abs(design @ [gain, offset] - result[unclipped]).max()
+        gains.append(gain)
+        exposure_only.append(residual < 1)  # a gain and an offset, rounded: nothing else changed
+    gains, exposure_only = np.array(gains), np.array(exposure_only)
+    assert 0.3 < exposure_only.mean() < 0.7  # about half the faces keep their resolution
+    assert 0.6 - 1e-3 < gains[exposure_only].min() < 0.8 and 1.2 < gains[exposure_only].max() < 1.4 + 1e-3
+    lost = detail(conditioned) / detail(faces.numpy())  # a gain and an offset leave it, clipping aside
+    assert np.all(lost[~exposure_only] < 0.97)  # the shrunk faces lost detail
+    assert lost[~exposure_only].mean() < lost[exposure_only].mean() - 0.05
