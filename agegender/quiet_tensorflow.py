@@ -38,6 +38,9 @@ def _import_tensorflow():
             lines = captured.read().decode(errors="replace").splitlines(keepends=True)
             sys.stderr.write("".join(line for line in lines if not any(known in line for known in START_UP_LINES)))
             sys.stderr.flush()
+            # TensorFlow has read it by now; left set, every program started from this one would take it
+            # for the user's choice and show its start-up lines.
+            del os.environ["TF_CPP_MIN_LOG_LEVEL"]
     return tensorflow
 
 

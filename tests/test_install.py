@@ -21,6 +21,14 @@ COMMANDS = {"agegender-wash": "others/wash_data.py", "agegender-train": "joint/j
             "agegender-realtime": "joint/real_time.py", "agegender-export": "joint/export.py"}
 
 
+def test_a_program_started_from_one_that_uses_the_package_shows_no_tensorflow_start_up_lines():
+    from agegender import quiet_tensorflow  # noqa: F401  (imported here already, by the model module)
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ  # nothing left behind for the programs it starts
+    child = subprocess.run([sys.executable, "-c", "from agegender.quiet_tensorflow import tf; tf.constant(1)"],
+                           capture_output=True, text=True, timeout=120, check=True)
+    assert child.stderr == ""
+
+
 def installed_command(name):
     return os.path.join(os.path.dirname(sys.executable), name)
 
