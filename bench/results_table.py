@@ -5,9 +5,11 @@ that joint/test_model.py --json writes for a model as it is bundled (calibration
     python joint/test_model.py --data data/utk --model models/joint --json out/joint.json
     python bench/results_table.py out/joint.json out/improved.json
 """
+import argparse
 import json
 import os
-import sys
+
+from agegender import cli
 
 
 def figures_of(source):
@@ -21,19 +23,23 @@ def figures_of(source):
             metrics = json.load(file)
         figures, epochs = metrics["test"], f"{metrics['best_epoch']} / {len(metrics['history'])}"
         # A run folder has config.json; a bundled model (models/...) its model.json.
-        model_json = next(path for path in (os.path.join(source, name) for name in ("config.json", "model.json"))
-                          if os.path.isfile(path))
+        model_json = next((path for path in (os.path.join(source, name) for name in ("config.json", "model.json"))
+                           if os.path.isfile(path)), os.path.join(source, "config.json"))  # neither: refused
     with open(model_json, encoding="utf-8") as file:
         architecture = json.load(file).get("architecture", "original")
     return figures, architecture, epochs
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sources", nargs="+", help="training run folders or bundled model folders (their "
+                        "metrics.json), or JSON files of joint/test_model.py --json; a row each")
+    sources = parser.parse_args().sources
+    rows = [(source, *figures_of(source)) for source in sources]  # all read before the table starts
     print("| model | architecture, tasks | best epoch / epochs run | gender accuracy (worst race group) | "
           "age-group accuracy (balanced) | age one-off | exact age: MAE, CS(5), groups from it | ECE gender / age |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for source in sys.argv[1:]:
-        test, architecture, epochs = figures_of(source)
+    for source, test, architecture, epochs in rows:
         tasks = [task for task in ("gender", "age", "exact_age") if task in test]
         cell = lambda task, key: f"{test[task][key]:.4f}" if task in test and key in test[task] else "-"  # noqa: E731
         gender = cell("gender", "accuracy")
@@ -52,4 +58,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)  # a source that is missing or not readable: one line, no traceback

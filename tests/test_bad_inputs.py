@@ -554,3 +554,18 @@ def test_tensorflows_own_lines_come_back_with_its_usual_variable():
                             cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
     assert result.returncode == 0
     assert "oneDNN custom operations are on" in result.stderr
+
+
+def test_the_results_table_explains_its_options_and_refuses_a_missing_source_before_printing(tmp_path):
+    usage = run_case(["bench/results_table.py", "--help"], tmp_path)
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: results_table.py"), usage.stderr
+    with open(os.path.join(JOINT_MODEL, "metrics.json"), encoding="utf-8") as file:
+        metrics = json.load(file)
+    epochs = f"{metrics['best_epoch']} / {len(metrics['history'])}"
+    gender_accuracy = metrics["test"]["gender"]["accuracy"]
+    table = run_case(["bench/results_table.py", JOINT_MODEL], tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert f"| `{JOINT_MODEL}` | original: gender, age | {epochs} | {gender_accuracy:.4f} (" in table.stdout
+    refused = run_case(["bench/results_table.py", JOINT_MODEL, "missing-run"], tmp_path)
+    assert (refused.returncode, refused.stdout) == (1, ""), refused.stdout  # no table begun
+    assert error_line(refused) == "error: missing-run/metrics.json: No such file or directory"

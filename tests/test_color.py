@@ -3,6 +3,7 @@ import csv
 import json
 import os
 import re
+import shutil
 
 import cv2
 import matplotlib.cbook
@@ -13,7 +14,7 @@ import tensorflow as tf
 from agegender import export, faces, pipeline, sources, store, wash
 from agegender.model import ModelError, build_model, check_store_channels, forward_flops, load_model, save_model
 from agegender.predict import BUNDLED_MODEL, Predictor
-from conftest import UTKFACE, copy_utkface, run_script
+from conftest import ROOT, UTKFACE, copy_utkface, run_script
 
 CLASS_COUNTS = {"gender": 2, "age": 4, "exact_age": 101}
 AGE_EDGES = (30, 46, 60)
@@ -199,3 +200,37 @@ def test_colour_faces_all_the_way_wash_train_evaluate_detect_export(tmp_path):
     assert re.fullmatch(r"error: .*the store holds RGB faces but the model .* takes grayscale ones.*\n",
                         refused.stderr)
     assert not (tmp_path / "refused").exists()
+
+
+@pytest.mark.slow
+def test_comparing_a_gray_and_a_colour_model_scores_each_on_the_store_of_its_channels(small_stores, tmp_path,
+                                                                                         monkeypatch):
+    """bench/compare_age_and_gender.py (benchmark.py's accuracy stage) gives each model the --data store of
+    its channels, the same faces in both; a model that no store suits, or stores of other faces, are
+    refused in one line before the age-and-gender package runs."""
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "bench"))
+    from compare_age_and_gender import store_of_each_model
+    metadata = {"classes": {"gender": ["male", "female"], "age": ["0-29", "30-45", "46-59", "60+"]},
+                "age_edges": list(AGE_EDGES)}
+    colour_model = str(tmp_path / "colour-model")
+    save_model(build_model("original", {"gender": 2, "age": 4}, channels=3), colour_model, metadata)
+    gray, rgb = str(small_stores / "gray"), str(small_stores / "rgb")
+    for stores in ([gray, rgb], [rgb, gray]):
+        assert store_of_each_model([BUNDLED_MODEL, colour_model], stores) == {BUNDLED_MODEL: gray, colour_model: rgb}
+
+    def compare(*stores):
+        result = run_script("bench/compare_age_and_gender.py", "--model", BUNDLED_MODEL, colour_model,
+                            "--data", *stores, check=False)
+        assert result.returncode == 1 and "installing" not in result.stderr, result.stderr
+        (line,) = result.stderr.splitlines()
+        return line
+
+    assert compare(gray) == (f"error: {gray}: the store holds grayscale faces but the model {colour_model} takes "
+                             "RGB ones; use a store washed with --color, or a model trained on this one")
+    other = tmp_path / "other-rgb"
+    shutil.copytree(rgb, other)
+    index = (other / "test" / "index.csv").read_text(encoding="utf-8").splitlines()
+    index[1] = index[1].replace("utkface/", "utkface/another-", 1)  # its first test face is another one
+    (other / "test" / "index.csv").write_text("\n".join(index) + "\n", encoding="utf-8")
+    assert compare(gray, other) == (f"error: {other}: its test split holds other faces than {gray}'s; wash both "
+                                    "from the same source with the same options, --color aside")

@@ -61,3 +61,17 @@ def test_an_aligned_region_turns_and_scales_landmarks_back_onto_the_chips():
         stray = points.copy()
         stray[3] += (40, 25)
         assert np.allclose(faces.aligned_region(stray, chip_points), (*region, turn), atol=0.5)
+
+
+def test_landmarks_that_frame_no_chip_give_no_aligned_region():
+    """Coinciding landmarks would make a region of side 0, landmarks on one line a chip turned upside down:
+    neither is a region (the detector then frames the face from its box, see test_faces)."""
+    chip_points = np.array([[0.35, 0.42], [0.65, 0.42], [0.5, 0.55], [0.38, 0.7], [0.62, 0.7]])
+    face_points = chip_points * 150 + (140, 90)
+    assert faces.aligned_region(face_points, chip_points)[2] == pytest.approx(150)
+    assert faces.aligned_region(np.full((5, 2), 120.0), chip_points) is None  # coinciding
+    assert faces.aligned_region(np.array([[100.0, 80.0]] * 4 + [[130.0, 140.0]]), chip_points) is None  # four coincide
+    assert faces.aligned_region(np.array([[100.0 + 10 * i, 80.0] for i in range(5)]), chip_points) is None  # a line
+    two_strays = face_points.copy()
+    two_strays[3:] += (60, -45)  # both mouth corners far off: one stray is fine, two are not a face
+    assert faces.aligned_region(two_strays, chip_points) is None

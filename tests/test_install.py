@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from importlib import metadata
 
 import pytest
@@ -74,3 +75,27 @@ def test_an_install_of_the_code_alone_says_where_the_bundled_models_are(tmp_path
     monkeypatch.setattr(model, "BUNDLED_MODELS", str(tmp_path / "models"))  # site-packages has no models/
     with pytest.raises(model.ModelError, match=r"models/improved: missing: .*pip install -e \..*--model"):
         model.load_model(os.path.join(tmp_path / "models", "improved"))
+
+
+@pytest.mark.slow
+def test_a_script_of_a_clone_run_without_installing_says_in_one_line_how_to_install(tmp_path):
+    """A python that has the dependencies but not the package, as a user's python before `pip install -e .`:
+    -S skips the site-packages' .pth files, through which the editable install puts agegender on the path,
+    and PYTHONPATH still names site-packages itself, so TensorFlow and the rest are found."""
+    site_packages = sysconfig.get_paths()["purelib"]
+    without_package = {**os.environ, "PYTHONPATH": site_packages}
+
+    def run(*arguments):
+        return subprocess.run([sys.executable, "-S", *arguments], cwd=tmp_path, env=without_package,
+                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+    assert run("-c", "import numpy, cv2, tensorflow").returncode == 0  # the dependencies are there
+    assert "No module named 'agegender'" in run("-c", "import agegender").stderr  # the package is not
+    for script in sorted(set(COMMANDS.values()) - {"detect.py"}):
+        result = run(os.path.join(ROOT, script), "--help")
+        assert (result.returncode, result.stdout) == (2, ""), (script, result.stdout, result.stderr)
+        assert result.stderr == ("error: No module named 'agegender': install the package first: "
+                                 "`pip install -e .` in the repository root\n"), script
+    # detect.py stands in the repository root, beside the package, which it imports from there as before.
+    detect = run(os.path.join(ROOT, "detect.py"), "--help")
+    assert detect.returncode == 0 and detect.stdout.startswith("usage: detect.py"), detect.stderr
