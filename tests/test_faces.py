@@ -126,6 +126,29 @@ def test_mtcnn_frames_a_face_whose_landmarks_coincide_from_its_box(monkeypatch):
     assert np.median(side_errors) < 0.11 and np.median(centre_errors) < 0.15, (side_errors, centre_errors)
 
 
+def test_mtcnn_with_dlib_adds_the_faces_mtcnn_missed_once(monkeypatch):
+    """Two real faces side by side: with both found by MTCNN, dlib adds no second box on either; with
+    MTCNN made to miss the right one, dlib's box for it is added, framed where the chip lies, level."""
+    detector = detector_or_skip("mtcnn+dlib")
+    detect_faces = detector.mtcnn.detect_faces
+    names = utkface_names(8, step=1000)
+    for left, right in zip(names[::2], names[1::2]):
+        scene = noise_texture(np.random.default_rng(1), 640, 480)
+        for name, centre in ((left, (170, 240)), (right, (470, 240))):
+            paste_face(scene, cv2.imread(os.path.join(UTKFACE, name)), centre, 180, 0, 1.0, 0)
+        scene = np.clip(scene, 0, 255).astype(np.uint8)
+        monkeypatch.setattr(detector.mtcnn, "detect_faces", detect_faces)
+        both = detector.detect(scene)[0]
+        monkeypatch.setattr(detector.mtcnn, "detect_faces", lambda *arguments, **options: [
+            face for face in detect_faces(*arguments, **options) if face["box"][0] < 320])
+        boxes, angles = detector.detect(scene)
+        assert len(both) == 2 and len(boxes) == 2, (both, boxes)
+        right_box = boxes[np.argmax(boxes[:, 0])]
+        assert angles[np.argmax(boxes[:, 0])] == 0
+        x, y, w, h = detector.chip_box(right_box)
+        assert abs(w / 180 - 1) < 0.15 and np.hypot(x + w / 2 - 470, y + h / 2 - 240) / 180 < 0.1, right_box
+
+
 def test_a_huge_photo_gives_the_answers_of_the_photo_itself():
     """An 8192x9600 copy of the sample portrait: one face, 16x the box, the same labels (at full size
     the cascade found spurious faces in the skin's texture and the gender flipped)."""
