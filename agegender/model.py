@@ -343,8 +343,8 @@ def load_model(folder):
 
 
 def check_description(description, json_path):
-    """ModelError unless model.json agrees with itself: a known architecture, and for every head the
-    class names its output count and age edges give (inference labels faces with these names)."""
+    """ModelError unless model.json agrees with itself: a known architecture, known tasks, and for every
+    head the class names its output count and age edges give (inference labels faces with these names)."""
     if not isinstance(description, dict) or description.get("architecture") not in ARCHITECTURES:
         architecture = description.get("architecture") if isinstance(description, dict) else None
         raise ModelError(f"{json_path}: unknown architecture {architecture!r}; "
@@ -354,10 +354,14 @@ def check_description(description, json_path):
                          "or 3 (RGB); copy model.json again from the run that trained it")
     try:
         counts, names, edges = description["class_counts"], description["classes"], description["age_edges"]
-        expected = {task: task_classes(task, tuple(edges)) for task in counts}
+        unknown = [task for task in counts if task not in TASK_LABEL]
+        expected = {task: task_classes(task, tuple(edges)) for task in counts if task not in unknown}
     except (KeyError, TypeError, ValueError) as error:
         raise ModelError(f"{json_path}: incomplete model description ({error}); "
                          "copy it again from the run that trained it") from None
+    if unknown:
+        raise ModelError(f"{json_path}: unknown task {unknown[0]!r} (the tasks are {', '.join(TASK_LABEL)}); "
+                         "a model saved by another version of agegender needs that version")
     for task, count in counts.items():
         if names.get(task) != expected[task] or count != len(expected[task]):
             raise ModelError(f"{json_path}: the {task} head has {count} outputs but its class names are "
