@@ -3,7 +3,7 @@
 Both take uint8 128x128 faces, grayscale ([n,128,128], the original's) or RGB ([n,128,128,3], a model
 trained on a colour store: `channels`); a network may look at them at a lower resolution (`input_size`,
 resized inside it), which costs fewer FLOPs a face. A trunk turns a face into features;
-each task then has its own hidden FC layer (dropout) -> logits: "gender" (2), "age" (the age groups) and,
+each task then has its own hidden FC layer (dropout) -> logits: "gender" (2), "age_group" (the age groups) and,
 as an option, "exact_age" (0..100 years, read as the softmax's expected value). Inference divides each
 task's logits by a temperature fitted on the valid split, so that probabilities mean what they say, and
 may average the logits of each face and its mirror image (`flip_average`, twice the cost a face).
@@ -30,14 +30,15 @@ BUNDLED_MODEL = os.path.join(BUNDLED_MODELS, "improved")  # the most accurate mo
 
 
 EXACT_AGES = 101  # the exact-age head's classes: 0..100 years (wash keeps ages in that range)
-TASK_LABEL = {"gender": "gender", "age": "age_group", "exact_age": "age", "race": "race"}  # the label column each task learns
+# The store's label column each task learns: the task's own name, but the exact age learns the years ("age").
+TASK_LABEL = {"gender": "gender", "age_group": "age_group", "exact_age": "age", "race": "race"}
 
 
 def task_classes(task, age_edges):
     """Class names of a task's output, in output order."""
     if task == "gender":
         return list(labels.GENDER_NAMES)
-    if task == "age":
+    if task == "age_group":
         return list(labels.age_group_names(age_edges))
     if task == "exact_age":
         return [str(years) for years in range(EXACT_AGES)]
@@ -70,7 +71,7 @@ def local_response_normalization(x, depth_radius=2, bias=1.0, alpha=1e-4, beta=0
 
 
 class FaceNet(tf.Module):
-    """The original three-conv CNN with one softmax head per task ({"gender": 2, "age": 4}, ...)."""
+    """The original three-conv CNN with one softmax head per task ({"gender": 2, "age_group": 4}, ...)."""
 
     architecture = "original"
     feature_size = 512   # what the trunk hands to every head
