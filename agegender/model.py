@@ -70,7 +70,7 @@ def local_response_normalization(x, depth_radius=2, bias=1.0, alpha=1e-4, beta=0
     return x * tf.pow(scale, -beta)
 
 
-class FaceNet(tf.Module):
+class OriginalCNN(tf.Module):
     """The original three-conv CNN with one softmax head per task ({"gender": 2, "age_group": 4}, ...)."""
 
     architecture = "original"
@@ -79,7 +79,7 @@ class FaceNet(tf.Module):
 
     def __init__(self, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE, temperatures=None,
                  flip_average=False, channels=1):
-        super().__init__(name="facenet")
+        super().__init__(name="cnn")
         self.class_counts = dict(class_counts)
         self.dropout = dropout
         self.input_size = input_size
@@ -224,7 +224,7 @@ def convolve(x, conv_bn, stride, training, relu=True):
     return tf.nn.relu(x) if relu else x
 
 
-class ImprovedFaceNet(FaceNet):
+class ImprovedCNN(OriginalCNN):
     """A stronger trunk for the same faces and heads: batch normalisation, residual blocks, more filters.
 
     conv 5x5/32 stride 2 -> BN -> ReLU -> max-pool (32x32); conv 3x3/64 -> BN -> ReLU -> max-pool (16x16);
@@ -264,7 +264,7 @@ class ImprovedFaceNet(FaceNet):
         return tf.nn.dropout(x, rate=self.dropout) if training and self.dropout else x
 
 
-ARCHITECTURES = {network.architecture: network for network in (FaceNet, ImprovedFaceNet)}
+ARCHITECTURES = {network.architecture: network for network in (OriginalCNN, ImprovedCNN)}
 
 
 def forward_flops(model):
@@ -313,7 +313,8 @@ class ModelError(AgeGenderError):
 
 
 def load_model(folder):
-    """(FaceNet with the saved weights, its model.json as a dict) from a folder save_model wrote."""
+    """(the network, OriginalCNN or ImprovedCNN, with the saved weights; its model.json as a dict) from a
+    folder save_model wrote."""
     json_path = os.path.join(folder, MODEL_JSON)
     if os.path.dirname(folder) == BUNDLED_MODELS and not os.path.isdir(BUNDLED_MODELS):
         raise ModelError(f"{folder}: missing: the bundled models stay in the repository's models/, which pip "
