@@ -89,7 +89,7 @@ def age_estimation_metrics(truth_years, predicted_years, age_edges):
 def report(class_names, truth, predicted, faces, age_edges, probabilities=None):
     """All figures for a model's predictions on labelled faces.
 
-    class_names, truth, predicted: per task ("gender", "age", "exact_age": years); faces: the labels of
+    class_names, truth, predicted: per task ("gender", "age_group", "exact_age": years); faces: the labels of
     the faces ({"gender", "age_group", "race"} arrays) for breakdowns by gender, age group and race, so
     that differences between groups of people are shown, not averaged away. With the probabilities
     per task, the classification heads also report their expected calibration error.
@@ -103,7 +103,7 @@ def report(class_names, truth, predicted, faces, age_edges, probabilities=None):
             figures[task] = age_estimation_metrics(truth[task], predicted[task], age_edges)
             continue
         figures[task] = classification_metrics(truth[task], predicted[task], names)
-        if task == "age":
+        if task == "age_group":
             figures[task]["one_off_accuracy"] = one_off_accuracy(truth[task], predicted[task])
         if probabilities is not None:
             figures[task]["expected_calibration_error"] = expected_calibration_error(probabilities[task], truth[task])

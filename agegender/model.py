@@ -3,7 +3,7 @@
 Both take uint8 128x128 faces, grayscale ([n,128,128], the original's) or RGB ([n,128,128,3], a model
 trained on a colour store: `channels`); a network may look at them at a lower resolution (`input_size`,
 resized inside it), which costs fewer FLOPs a face. A trunk turns a face into features;
-each task then has its own hidden FC layer (dropout) -> logits: "gender" (2), "age" (the age groups) and,
+each task then has its own hidden FC layer (dropout) -> logits: "gender" (2), "age_group" (the age groups) and,
 as an option, "exact_age" (0..100 years, read as the softmax's expected value). Inference divides each
 task's logits by a temperature fitted on the valid split, so that probabilities mean what they say, and
 may average the logits of each face and its mirror image (`flip_average`, twice the cost a face).
@@ -30,14 +30,15 @@ BUNDLED_MODEL = os.path.join(BUNDLED_MODELS, "improved")  # the most accurate mo
 
 
 EXACT_AGES = 101  # the exact-age head's classes: 0..100 years (wash keeps ages in that range)
-TASK_LABEL = {"gender": "gender", "age": "age_group", "exact_age": "age", "race": "race"}  # the label column each task learns
+# The store's label column each task learns: the task's own name, but the exact age learns the years ("age").
+TASK_LABEL = {"gender": "gender", "age_group": "age_group", "exact_age": "age", "race": "race"}
 
 
 def task_classes(task, age_edges):
     """Class names of a task's output, in output order."""
     if task == "gender":
         return list(labels.GENDER_NAMES)
-    if task == "age":
+    if task == "age_group":
         return list(labels.age_group_names(age_edges))
     if task == "exact_age":
         return [str(years) for years in range(EXACT_AGES)]
@@ -69,8 +70,8 @@ def local_response_normalization(x, depth_radius=2, bias=1.0, alpha=1e-4, beta=0
     return x * tf.pow(scale, -beta)
 
 
-class FaceNet(tf.Module):
-    """The original three-conv CNN with one softmax head per task ({"gender": 2, "age": 4}, ...)."""
+class OriginalCNN(tf.Module):
+    """The original three-conv CNN with one softmax head per task ({"gender": 2, "age_group": 4}, ...)."""
 
     architecture = "original"
     feature_size = 512   # what the trunk hands to every head
@@ -78,7 +79,7 @@ class FaceNet(tf.Module):
 
     def __init__(self, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE, temperatures=None,
                  flip_average=False, channels=1):
-        super().__init__(name="facenet")
+        super().__init__(name="cnn")
         self.class_counts = dict(class_counts)
         self.dropout = dropout
         self.input_size = input_size
@@ -223,7 +224,7 @@ def convolve(x, conv_bn, stride, training, relu=True):
     return tf.nn.relu(x) if relu else x
 
 
-class ImprovedFaceNet(FaceNet):
+class ImprovedCNN(OriginalCNN):
     """A stronger trunk for the same faces and heads: batch normalisation, residual blocks, more filters.
 
     conv 5x5/32 stride 2 -> BN -> ReLU -> max-pool (32x32); conv 3x3/64 -> BN -> ReLU -> max-pool (16x16);
@@ -263,7 +264,7 @@ class ImprovedFaceNet(FaceNet):
         return tf.nn.dropout(x, rate=self.dropout) if training and self.dropout else x
 
 
-ARCHITECTURES = {network.architecture: network for network in (FaceNet, ImprovedFaceNet)}
+ARCHITECTURES = {network.architecture: network for network in (OriginalCNN, ImprovedCNN)}
 
 
 def forward_flops(model):
@@ -312,7 +313,8 @@ class ModelError(AgeGenderError):
 
 
 def load_model(folder):
-    """(FaceNet with the saved weights, its model.json as a dict) from a folder save_model wrote."""
+    """(the network, OriginalCNN or ImprovedCNN, with the saved weights; its model.json as a dict) from a
+    folder save_model wrote."""
     json_path = os.path.join(folder, MODEL_JSON)
     if os.path.dirname(folder) == BUNDLED_MODELS and not os.path.isdir(BUNDLED_MODELS):
         raise ModelError(f"{folder}: missing: the bundled models stay in the repository's models/, which pip "
@@ -343,8 +345,8 @@ def load_model(folder):
 
 
 def check_description(description, json_path):
-    """ModelError unless model.json agrees with itself: a known architecture, and for every head the
-    class names its output count and age edges give (inference labels faces with these names)."""
+    """ModelError unless model.json agrees with itself: a known architecture, known tasks, and for every
+    head the class names its output count and age edges give (inference labels faces with these names)."""
     if not isinstance(description, dict) or description.get("architecture") not in ARCHITECTURES:
         architecture = description.get("architecture") if isinstance(description, dict) else None
         raise ModelError(f"{json_path}: unknown architecture {architecture!r}; "
@@ -354,10 +356,14 @@ def check_description(description, json_path):
                          "or 3 (RGB); copy model.json again from the run that trained it")
     try:
         counts, names, edges = description["class_counts"], description["classes"], description["age_edges"]
-        expected = {task: task_classes(task, tuple(edges)) for task in counts}
+        unknown = [task for task in counts if task not in TASK_LABEL]
+        expected = {task: task_classes(task, tuple(edges)) for task in counts if task not in unknown}
     except (KeyError, TypeError, ValueError) as error:
         raise ModelError(f"{json_path}: incomplete model description ({error}); "
                          "copy it again from the run that trained it") from None
+    if unknown:
+        raise ModelError(f"{json_path}: unknown task {unknown[0]!r} (the tasks are {', '.join(TASK_LABEL)}); "
+                         "a model saved by another version of agegender needs that version")
     for task, count in counts.items():
         if names.get(task) != expected[task] or count != len(expected[task]):
             raise ModelError(f"{json_path}: the {task} head has {count} outputs but its class names are "

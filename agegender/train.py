@@ -41,7 +41,7 @@ class TrainConfig:
     """A run's options. Each field that is a command-line option declares it here, once (cli.option: its
     help, and its flag, type or choices where needed); train_cli builds the training scripts' parser from
     them. tasks is set by the script, momentum is the original's."""
-    tasks: tuple = ("gender", "age")
+    tasks: tuple = ("gender", "age_group")
     architecture: str = field(default="original", metadata=cli.option(
         "the original CNN, or a stronger one with batch normalisation and residual blocks",
         flag="arch", choices=list(ARCHITECTURES)))
@@ -173,7 +173,7 @@ class TaskBalance(tf.Module):
 
 def class_weight_vectors(manifest, tasks):
     """Per task, weights n / (k * n_c) for each class c, from the train split's counts."""
-    counts = {"gender": manifest["splits"]["train"]["gender"], "age": manifest["splits"]["train"]["age_group"]}
+    counts = {"gender": manifest["splits"]["train"]["gender"], "age_group": manifest["splits"]["train"]["age_group"]}
     weights = {}
     for task in tasks:
         task_counts = np.maximum(np.asarray(counts[task], dtype=np.float64), 1)

@@ -12,7 +12,7 @@ from agegender import atomic, cli, evaluate, store, train
 from agegender.errors import AgeGenderError, tensorflow_message
 from agegender.quiet_tensorflow import tf
 
-JOINT, GENDER, AGE = ("gender", "age"), ("gender",), ("age",)
+JOINT, GENDER, AGE_GROUP = ("gender", "age_group"), ("gender",), ("age_group",)
 DESCRIPTIONS = {  # each command's --help, by the tasks it trains
     JOINT: """Train gender and age together: one trunk, two heads, learned task balance.
 
@@ -24,7 +24,7 @@ DESCRIPTIONS = {  # each command's --help, by the tasks it trains
     python gender/gender.py --data data/utk --run runs/gender
     python gender/gender.py --data data/utk --run runs/gender --resume   # after Ctrl-C
 """,
-    AGE: """Train the age-group classifier alone (the original CNN with one head).
+    AGE_GROUP: """Train the age-group classifier alone (the original CNN with one head).
 
     python age/age.py --data data/utk --run runs/age
     python age/age.py --data data/utk --run runs/age --resume   # after Ctrl-C
@@ -183,4 +183,4 @@ def main_gender():
 
 
 def main_age():
-    main(AGE)
+    main(AGE_GROUP)

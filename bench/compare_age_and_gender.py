@@ -119,7 +119,7 @@ def run_ours(model, images, edges):
     started = time.perf_counter()
     chunks = [predictor.classify(images[i:i + 256]) for i in range(0, len(images), 256)]
     seconds = time.perf_counter() - started
-    gender, group = (np.concatenate([c[task] for c in chunks]).argmax(axis=1) for task in ("gender", "age"))
+    gender, group = (np.concatenate([c[task] for c in chunks]).argmax(axis=1) for task in ("gender", "age_group"))
     years = expected_age(np.concatenate([c["exact_age"] for c in chunks])) if "exact_age" in chunks[0] else None
     return gender, group, years, len(images) / seconds
 

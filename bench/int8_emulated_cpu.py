@@ -99,7 +99,7 @@ def main():
             for model, where, kernels, figures in check(model_folder, data, arguments.faces, arguments.cpu, work):
                 cells = [f"{figures[task]['agreement']:.1%} / {figures[task]['mean_abs_diff']:.4f}"
                          + (" *" if export.failures("tflite_int8", {task: figures[task]}) else "")
-                         for task in ("gender", "age")]
+                         for task in ("gender", "age_group")]
                 print(f"| `{model}` | {where} | {kernels} | " + " | ".join(cells) + " |", flush=True)
 
 

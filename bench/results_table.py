@@ -40,21 +40,21 @@ def main():
           "age-group accuracy (balanced) | age one-off | exact age: MAE, CS(5), groups from it | ECE gender / age |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for source, test, architecture, epochs in rows:
-        tasks = [task for task in ("gender", "age", "exact_age") if task in test]
+        tasks = [task for task in ("gender", "age_group", "exact_age") if task in test]
         cell = lambda task, key: f"{test[task][key]:.4f}" if task in test and key in test[task] else "-"  # noqa: E731
         gender = cell("gender", "accuracy")
         if "gender" in test:
             races = test["gender"]["by"]["race"]
             worst = min(races, key=lambda race: races[race]["accuracy"])
             gender += f" ({worst} {races[worst]['accuracy']:.3f})"
-        age = f"{cell('age', 'accuracy')} ({cell('age', 'balanced_accuracy')})" if "age" in test else "-"
+        age = f"{cell('age_group', 'accuracy')} ({cell('age_group', 'balanced_accuracy')})" if "age_group" in test else "-"
         exact = test.get("exact_age")
         years = (f"{exact['mae']:.2f} years, {exact['cs5']:.4f}, {exact['age_groups']['accuracy']:.4f}"
                  if exact else "-")
         ece = " / ".join(f"{test[task]['expected_calibration_error']:.3f}" if "expected_calibration_error" in
-                         test.get(task, {}) else "-" for task in ("gender", "age"))
+                         test.get(task, {}) else "-" for task in ("gender", "age_group"))
         print(f"| `{source}` | {architecture}: {', '.join(tasks)} | {epochs} | {gender} | {age} "
-              f"| {cell('age', 'one_off_accuracy')} | {years} | {ece} |")
+              f"| {cell('age_group', 'one_off_accuracy')} | {years} | {ece} |")
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def match(boxes, faces):
 def measure(detector_name, model, scene_list, truth, chip_answers):
     """One detector's figures over the scenes; chip_answers: per face number, (gender, group) from chips."""
     predictor = Predictor(model, detector_name)
-    group_names = predictor.description["classes"]["age"]
+    group_names = predictor.description["classes"]["age_group"]
     predictor(scene_list[0][0])  # warm-up: first calls allocate and trace
     faces_total = found = false_faces = 0
     seconds = 0.0
@@ -102,7 +102,7 @@ def measure(detector_name, model, scene_list, truth, chip_answers):
             chip_gender, chip_group = chip_answers[number]
             if f in matched:
                 labels = results[matched[f]].labels
-                rows.append((True, labels["gender"] == GENDER_NAMES[gender], labels["age"] == group_names[group],
+                rows.append((True, labels["gender"] == GENDER_NAMES[gender], labels["age_group"] == group_names[group],
                              chip_gender == gender, chip_group == group))
             else:
                 rows.append((False, False, False, chip_gender == gender, chip_group == group))
@@ -142,7 +142,7 @@ def placed_face_accuracy(predictor, scene_list, truth):
     for kind, faces in crops.items():
         answers = predictor.classify(np.stack(faces))
         accuracy[kind] = ((answers["gender"].argmax(1) == labels[:, 0]).mean(),
-                          (answers["age"].argmax(1) == labels[:, 1]).mean())
+                          (answers["age_group"].argmax(1) == labels[:, 1]).mean())
     return accuracy
 
 
@@ -192,7 +192,7 @@ def main():
         raise SystemExit(f"error: {arguments.model}: age edges {chip_predictor.description['age_edges']} "
                          f"differ from the store's {edges}")
     answers = chip_predictor.classify(chips[used])
-    chip_answers = dict(zip(used, zip(answers["gender"].argmax(1), answers["age"].argmax(1))))
+    chip_answers = dict(zip(used, zip(answers["gender"].argmax(1), answers["age_group"].argmax(1))))
     placed = placed_face_accuracy(chip_predictor, scene_list, truth)
     names = arguments.detectors or installed_detectors()
     figures = {}

@@ -63,7 +63,7 @@ def start_run(run, data):
     epoch ends: its options in config.json."""
     from agegender import train, train_cli
     train_cli.start_run(Namespace(run=str(run), data=str(data), resume=False, force=False),
-                        train.TrainConfig(tasks=("gender", "age")))
+                        train.TrainConfig(tasks=("gender", "age_group")))
     return run
 
 
@@ -266,8 +266,21 @@ def weights_bit_flipped(model):
 
 def class_names_of_three(model):
     path = os.path.join(model, "model.json")
-    edit_json(path, lambda description: description["classes"].update(age=["a", "b", "d"]))
+    edit_json(path, lambda description: description["classes"].update(age_group=["a", "b", "d"]))
     return path
+
+
+def task_renamed(old, new):
+    def damage(model):
+        path = os.path.join(model, "model.json")
+
+        def rename(description):
+            for field in ("class_counts", "temperatures", "classes"):
+                description[field] = {new if task == old else task: value for task, value in description[field].items()}
+            description["tasks"] = [new if task == old else task for task in description["tasks"]]
+        edit_json(path, rename)
+        return path
+    return damage
 
 
 def age_edges_of_two(model):
@@ -341,6 +354,8 @@ CASES = [
     pytest.param(1, "damaged model", damaged_model(weights_bit_flipped), id="weights.npz bit flipped"),
     pytest.param(1, "class names are ['a', 'b', 'd']", damaged_model(class_names_of_three), id="model.json 3 names"),
     pytest.param(1, "the age edges [30, 60] give", damaged_model(age_edges_of_two), id="model.json 2 edges"),
+    pytest.param(1, "unknown task 'age' (the tasks are gender, age_group, ", damaged_model(task_renamed("age_group", "age")),
+                 id="model.json of an older version"),
     pytest.param(1, "damaged model", damaged_model(weights_cut_short, "detect.py"), id="detect damaged model"),
     pytest.param(1, "damaged model", damaged_model(weights_bit_flipped, "joint/export.py"), id="export damaged model"),
     pytest.param(2, "is a file", detect_into_a_file, id="detect --out onto a file"),

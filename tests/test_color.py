@@ -16,7 +16,7 @@ from agegender.model import ModelError, build_model, check_store_channels, forwa
 from agegender.predict import BUNDLED_MODEL, Predictor
 from conftest import ROOT, UTKFACE, copy_utkface, run_script
 
-CLASS_COUNTS = {"gender": 2, "age": 4, "exact_age": 101}
+CLASS_COUNTS = {"gender": 2, "age_group": 4, "exact_age": 101}
 AGE_EDGES = (30, 46, 60)
 
 
@@ -108,7 +108,7 @@ def test_pipeline_streams_colour_batches_in_the_stores_order_and_augments_them(s
 def test_colour_model_takes_rgb_faces_and_survives_saving(tmp_path):
     # Faces redder than they are blue.
     rgb = (np.random.default_rng(2).integers(0, 100, (4, 128, 128, 3)) + [150, 50, 0]).astype(np.uint8)
-    metadata = {"classes": {"gender": ["male", "female"], "age": ["0-29", "30-45", "46-59", "60+"],
+    metadata = {"classes": {"gender": ["male", "female"], "age_group": ["0-29", "30-45", "46-59", "60+"],
                             "exact_age": [str(years) for years in range(101)]}, "age_edges": list(AGE_EDGES)}
     for architecture in ("original", "improved"):
         model = build_model(architecture, CLASS_COUNTS, channels=3, input_size=96)
@@ -185,7 +185,7 @@ def test_colour_faces_all_the_way_wash_train_evaluate_detect_export(tmp_path):
     crop = faces.crop_square(faces.to_rgb(photo), predictor.detector.chip_box(boxes[0]))
     assert result.distributions["gender"]["female"] == pytest.approx(
         float(predictor.classify(crop[None])["gender"][0, 1]), abs=1e-4)
-    assert set(result.labels) == {"gender", "age"} and 0 <= result.years <= 100
+    assert set(result.labels) == {"gender", "age_group"} and 0 <= result.years <= 100
 
     out = tmp_path / "export"
     run_script("joint/export.py", "--model", run / "model", "--data", data, "--out", out, "--no-int8")

@@ -105,8 +105,8 @@ def test_tflite_int8_is_quantised_and_makes_the_models_decisions_under_every_ker
         assert np.abs(outputs[task] - values).mean() <= limits["mean_abs_diff"], task
     report = json.loads((exported[0] / "export.json").read_text())["formats"]["tflite_int8"]
     figures = report["check"] if kernels == "xnnpack" else report["check_by_kernels"][kernels]
-    agreement = np.mean(outputs["age"].argmax(1) == expected["age"].argmax(1))
-    assert figures["age"]["agreement"] == pytest.approx(agreement, abs=1.5 / len(faces))  # the export checked it
+    agreement = np.mean(outputs["age_group"].argmax(1) == expected["age_group"].argmax(1))
+    assert figures["age_group"]["agreement"] == pytest.approx(agreement, abs=1.5 / len(faces))  # the export checked it
 
 
 class ThreeHeads(tf.Module):
@@ -117,7 +117,7 @@ class ThreeHeads(tf.Module):
         generator = tf.random.Generator.from_seed(1)
         self.kernel = tf.Variable(generator.normal([9, 9, 1, 16]) * 0.3)
         self.heads = {task: tf.Variable(generator.normal([16, count]) * 3)
-                      for task, count in {"gender": 2, "age": 4, "exact_age": 101}.items()}
+                      for task, count in {"gender": 2, "age_group": 4, "exact_age": 101}.items()}
 
     @tf.function(input_signature=[tf.TensorSpec([None, 128, 128], tf.uint8)])
     def probabilities(self, faces):
@@ -129,7 +129,7 @@ class ThreeHeads(tf.Module):
 def test_export_follows_the_models_outputs_and_replaces_only_a_checked_export(utk_store, tmp_path, monkeypatch):
     model, out = ThreeHeads(), tmp_path / "export"
     report = export.export(model, {"tasks": "stand-in"}, out, str(utk_store))
-    assert report["outputs"] == {"gender": 2, "age": 4, "exact_age": 101}
+    assert report["outputs"] == {"gender": 2, "age_group": 4, "exact_age": 101}
     faces, _ = store.load_split(utk_store, "test", limit=50)
     expected = {task: values.numpy() for task, values in model.probabilities(faces).items()}
     for name in ("model_float32.tflite", "model_int8.tflite"):

@@ -220,4 +220,4 @@ def test_astronaut_is_labelled_as_a_person_would(tmp_path):
     (face,) = json.loads(result.stdout)[0]["faces"]
     x, y, w, h = face["box"]
     assert 160 < x + w / 2 < 260 and 60 < y + h / 2 < 160  # her face, not the flag or the patch
-    assert face["labels"] == {"gender": "female", "age": "30-45"}, (DEFAULT_DETECTOR, face)
+    assert face["labels"] == {"gender": "female", "age_group": "30-45"}, (DEFAULT_DETECTOR, face)

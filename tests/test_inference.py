@@ -41,7 +41,7 @@ def test_detect_with_no_argument_labels_the_sample_portrait_with_the_bundled_mod
     x, y, w, h = face["box"]
     assert 100 < w < 300 and abs(w - h) < 5
     # Grace Hopper, photographed in 1984 at 77: the bundled model must say so.
-    assert face["labels"] == {"gender": "female", "age": "60+"}
+    assert face["labels"] == {"gender": "female", "age_group": "60+"}
     for task, distribution in face["distributions"].items():
         assert abs(sum(distribution.values()) - 1) < 1e-3
         assert face["probabilities"][task] == max(distribution.values())
@@ -102,13 +102,13 @@ def test_evaluate_a_store_a_raw_folder_and_an_image(model, utk_store, tmp_path):
                         "--json", tmp_path / "store.json", "--out", tmp_path / "png")
     figures = json.loads((tmp_path / "store.json").read_text())
     _, test_labels = store.load_split(utk_store, "test")
-    for task in ("gender", "age"):
+    for task in ("gender", "age_group"):
         assert figures[task]["faces"] == len(test_labels["age"])
         assert np.sum(figures[task]["confusion_matrix"]) == len(test_labels["age"])
         assert set(figures[task]["by"]) == {"gender", "age_group", "race"}
         assert sum(row["faces"] for row in figures[task]["by"]["race"].values()) == len(test_labels["age"])
         assert (tmp_path / "png" / f"confusion_{task}.png").is_file()
-    assert figures["age"]["one_off_accuracy"] >= figures["age"]["accuracy"]
+    assert figures["age_group"]["one_off_accuracy"] >= figures["age_group"]["accuracy"]
     assert "by race: White" in result.stdout
     # The figures match the training run's own test figures: same faces, same model.
     with open(os.path.join(os.path.dirname(model), "metrics.json")) as file:

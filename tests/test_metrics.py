@@ -46,18 +46,18 @@ def test_exact_age_metrics_mae_cs5_signed_error_and_the_groups_the_years_fall_in
 
 
 def test_report_has_every_task_and_breakdowns_by_gender_age_group_and_race():
-    truth = {"gender": [0, 1, 1, 0], "age": [0, 1, 3, 3], "exact_age": [20, 35, 70, 65]}
-    predicted = {"gender": [0, 1, 0, 0], "age": [0, 2, 3, 1], "exact_age": [22, 35, 61, 64]}
-    faces = {"gender": np.array(truth["gender"]), "age_group": np.array(truth["age"]), "race": np.array([0, 2, 2, 4])}
-    names = {"gender": ["male", "female"], "age": ["0-29", "30-45", "46-59", "60+"], "exact_age": None}
+    truth = {"gender": [0, 1, 1, 0], "age_group": [0, 1, 3, 3], "exact_age": [20, 35, 70, 65]}
+    predicted = {"gender": [0, 1, 0, 0], "age_group": [0, 2, 3, 1], "exact_age": [22, 35, 61, 64]}
+    faces = {"gender": np.array(truth["gender"]), "age_group": np.array(truth["age_group"]), "race": np.array([0, 2, 2, 4])}
+    names = {"gender": ["male", "female"], "age_group": ["0-29", "30-45", "46-59", "60+"], "exact_age": None}
     figures = evaluate.report(names, truth, predicted, faces, (30, 46, 60))
     assert figures["gender"]["accuracy"] == 0.75
     assert figures["gender"]["by"]["race"] == {"White": {"faces": 1, "accuracy": 1.0},
                                                "Asian": {"faces": 2, "accuracy": 0.5},
                                                "Others": {"faces": 1, "accuracy": 1.0}}
-    assert figures["age"]["one_off_accuracy"] == 0.75 and figures["age"]["by"]["gender"]["female"]["faces"] == 2
+    assert figures["age_group"]["one_off_accuracy"] == 0.75 and figures["age_group"]["by"]["gender"]["female"]["faces"] == 2
     assert math.isclose(figures["exact_age"]["mae"], (2 + 0 + 9 + 1) / 4)
-    assert evaluate.headline("age", figures["age"]).startswith("accuracy 0.5000, balanced accuracy")
+    assert evaluate.headline("age_group", figures["age_group"]).startswith("accuracy 0.5000, balanced accuracy")
     assert evaluate.headline("exact_age", figures["exact_age"]).startswith("MAE 3.00 years, CS(5) 0.7500")
     matrix, classes = evaluate.confusion_of(figures["exact_age"])  # years are drawn as their groups
-    assert classes == names["age"] and np.sum(matrix) == 4
+    assert classes == names["age_group"] and np.sum(matrix) == 4

@@ -33,11 +33,11 @@ def test_joint_training_beats_the_majority_and_writes_its_reports(joint_run, utk
     assert metrics["test"]["gender"]["accuracy"] > majority_share(test_labels["gender"]) + 0.1
     history = metrics["history"]
     assert [entry["epoch"] for entry in history] == list(range(1, len(history) + 1))
-    assert history[-1]["train"]["age"]["loss"] < history[0]["train"]["age"]["loss"]
-    test_age = metrics["test"]["age"]
+    assert history[-1]["train"]["age_group"]["loss"] < history[0]["train"]["age_group"]["loss"]
+    test_age = metrics["test"]["age_group"]
     assert np.array(test_age["confusion_matrix"]).sum() == len(test_labels["age_group"])
     assert 0 <= test_age["balanced_accuracy"] <= 1 and test_age["one_off_accuracy"] >= test_age["accuracy"]
-    for name in ("curves.png", "confusion_gender.png", "confusion_age.png", "model/model.json",
+    for name in ("curves.png", "confusion_gender.png", "confusion_age_group.png", "model/model.json",
                  "model/weights.npz", "checkpoints/checkpoint", "config.json"):
         assert (run / name).is_file(), name
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -47,7 +47,7 @@ def test_joint_training_beats_the_majority_and_writes_its_reports(joint_run, utk
 
 def test_balance_parameters_move_and_stay_finite(joint_run):
     metrics = json.loads((joint_run[0] / "metrics.json").read_text())
-    values = np.array([[entry["balance_log_variances"][task] for task in ("gender", "age")]
+    values = np.array([[entry["balance_log_variances"][task] for task in ("gender", "age_group")]
                        for entry in metrics["history"]])
     assert np.all(np.isfinite(values))
     assert np.all(np.abs(values[-1]) > 1e-3)  # both started at 0
@@ -55,19 +55,19 @@ def test_balance_parameters_move_and_stay_finite(joint_run):
 
 
 def test_saved_model_reloads_with_the_same_predictions(utk_store, tmp_path):
-    config = TrainConfig(tasks=("age",), max_epochs=1, batch_size=64)
+    config = TrainConfig(tasks=("age_group",), max_epochs=1, batch_size=64)
     trainer = Trainer(str(utk_store), str(tmp_path), config)
     trainer.fit(quiet=True)
     images, _ = store.load_split(utk_store, "test", limit=50)
     reloaded, description = load_model(str(tmp_path / "model"))
-    expected = trainer.model.probabilities(images)["age"].numpy()
-    assert np.allclose(reloaded.probabilities(images)["age"].numpy(), expected, atol=1e-6)
-    assert description["classes"] == {"age": ["0-29", "30-45", "46-59", "60+"]}
-    assert description["age_edges"] == [30, 46, 60] and description["tasks"] == ["age"]
+    expected = trainer.model.probabilities(images)["age_group"].numpy()
+    assert np.allclose(reloaded.probabilities(images)["age_group"].numpy(), expected, atol=1e-6)
+    assert description["classes"] == {"age_group": ["0-29", "30-45", "46-59", "60+"]}
+    assert description["age_edges"] == [30, 46, 60] and description["tasks"] == ["age_group"]
 
 
 def test_per_task_scripts_train_only_their_head(utk_store, tmp_path):
-    for script, task, other in (("gender/gender.py", "gender", "age"), ("age/age.py", "age", "gender")):
+    for script, task, other in (("gender/gender.py", "gender", "age_group"), ("age/age.py", "age_group", "gender")):
         run = tmp_path / task
         run_script(script, "--data", utk_store, "--run", run, "--epochs", "1", *QUICK_TRAINING)
         _, description = load_model(str(run / "model"))
@@ -118,7 +118,7 @@ def test_bad_store_is_a_one_line_error(tmp_path):
 
 def test_class_weights_make_every_class_count_alike(utk_store):
     manifest = store.read_manifest(utk_store)
-    weights = class_weight_vectors(manifest, ["age"])["age"].numpy()
+    weights = class_weight_vectors(manifest, ["age_group"])["age_group"].numpy()
     counts = np.array(manifest["splits"]["train"]["age_group"])
     assert np.allclose(weights * counts, counts.sum() / len(counts))  # each class's total weight is equal
     assert weights[0] < 1 < weights[-1]  # the young majority weighs less, the old minority more
@@ -140,7 +140,7 @@ def test_improved_architecture_learns_exact_ages_and_exports(utk_store, tmp_path
     assert "exact_age: MAE" in result.stdout and (run / "confusion_exact_age.png").is_file()
 
     model, description = load_model(run / "model")
-    assert description["architecture"] == "improved" and description["tasks"] == ["gender", "age", "exact_age"]
+    assert description["architecture"] == "improved" and description["tasks"] == ["gender", "age_group", "exact_age"]
     batch_norm_means = [v for v in model.variables if v.name.endswith("/mean:0")]
     assert batch_norm_means and all(float(tf.reduce_max(tf.abs(v))) > 0 for v in batch_norm_means)  # saved too
 

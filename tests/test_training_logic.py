@@ -24,7 +24,7 @@ def test_predictions_are_the_argmax_or_for_exact_age_the_expected_years():
     logits[0, 37] = 20.0
     logits[1, [30, 40]] = 20.0  # two equally likely ages: their mean
     np.testing.assert_allclose(predicted_values("exact_age", tf.constant(logits)).numpy(), [37, 35], atol=1e-3)
-    assert predicted_values("age", tf.constant([[0.1, 2.0, 0.3], [5.0, 0.0, 1.0]])).numpy().tolist() == [1, 0]
+    assert predicted_values("age_group", tf.constant([[0.1, 2.0, 0.3], [5.0, 0.0, 1.0]])).numpy().tolist() == [1, 0]
 
 
 def test_augmentation_flips_and_shifts_each_face_by_at_most_8_pixels_reproducibly():
@@ -44,9 +44,9 @@ def test_augmentation_flips_and_shifts_each_face_by_at_most_8_pixels_reproducibl
 
 
 def test_balance_settles_where_each_task_is_weighted_by_its_inverse_loss():
-    balance = TaskBalance(["gender", "age"])
+    balance = TaskBalance(["gender", "age_group"])
     optimizer = tf.keras.optimizers.SGD(0.1)
-    losses = {"gender": tf.constant(0.5), "age": tf.constant(2.0)}
+    losses = {"gender": tf.constant(0.5), "age_group": tf.constant(2.0)}
 
     @tf.function  # 300 eager steps took 5-10 s
     def step():
@@ -58,7 +58,7 @@ def test_balance_settles_where_each_task_is_weighted_by_its_inverse_loss():
     for _ in range(300):
         step()
     values = balance.values()
-    assert abs(values["gender"] - np.log(0.5)) < 1e-3 and abs(values["age"] - np.log(2.0)) < 1e-3
+    assert abs(values["gender"] - np.log(0.5)) < 1e-3 and abs(values["age_group"] - np.log(2.0)) < 1e-3
 
 
 def test_fast_local_response_normalization_matches_tensorflows_values_and_gradients():
