@@ -367,9 +367,9 @@ def weighted_non_maximum_suppression(boxes, scores, overlap):
 
 DETECTORS = {"haar": HaarDetector, "blazeface": BlazeFaceDetector, "dlib": DlibHogDetector,
              "mtcnn": MtcnnDetector, "mtcnn+dlib": MtcnnDlibDetector}
-# MTCNN with dlib finds 98.7% of the faces in scenes of valid faces (bench/scene_benchmark.py --split
-# valid) against MTCNN's 97.4% and the cascade's 85.7% (test scenes), with 0.043 false faces a scene
-# (README, Faces in photos).
+# MTCNN, then dlib, finds 98.7% of the faces in scenes of valid faces (bench/scene_benchmark.py --split
+# valid) against MTCNN's 97.4%, with MTCNN's 0.037 false faces a scene; the cascade found 85.7% of the
+# test scenes' faces (README, Faces in photos).
 DEFAULT_DETECTOR = "mtcnn+dlib"
 DETECTOR_HELP = ("mtcnn+dlib: MTCNN, then dlib's HOG detector for the faces it missed (default); mtcnn: MTCNN "
                  "alone; haar: OpenCV's Haar cascade, the original's; blazeface: MediaPipe's BlazeFace, fast but "
