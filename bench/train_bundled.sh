@@ -5,7 +5,7 @@
 #   bash bench/train_bundled.sh joint      # models/joint, the original CNN for coursework (about 30 minutes)
 # Both recipes: a cosine schedule with one warm-up epoch, rotations and zooms, label smoothing 0.1, and
 # every epoch run (no early stop); the improved network also learns the age in years, with the expected
-# age's error in the loss, at 96 px, and learns UTKFace's race as an auxiliary task that the saved model
+# age's error in the loss, at 96 px; both learn UTKFace's race as an auxiliary task that the saved model
 # leaves out (bench/RESULTS.md: what each choice gained). More options go to
 # joint/jointly.py. Ctrl-C, then the same command continues from the last finished epoch.
 set -euo pipefail
@@ -14,9 +14,9 @@ PYTHON=${PYTHON:-.venv/bin/python}
 FACES=${FACES:-../shared/data/utkface}
 usage="usage: bash bench/train_bundled.sh improved|joint [joint/jointly.py options]"
 model=${1:?$usage}; shift
-recipe="--schedule cosine --rotate-and-zoom --label-smoothing 0.1"
+recipe="--schedule cosine --rotate-and-zoom --label-smoothing 0.1 --race-head"
 case $model in
-    improved) options="$recipe --arch improved --exact-age --input-size 96 --expected-age-loss 0.25 --race-head --epochs 36 --patience 36" ;;
+    improved) options="$recipe --arch improved --exact-age --input-size 96 --expected-age-loss 0.25 --epochs 36 --patience 36" ;;
     joint) options="$recipe --epochs 30 --patience 30" ;;
     *) echo "$usage" >&2; exit 2 ;;
 esac
