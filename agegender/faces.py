@@ -208,10 +208,11 @@ class MtcnnDetector(Detector):
         self.mtcnn = optional_module("mtcnn", "pip install mtcnn").MTCNN()
         self.min_confidence = min_confidence
 
-    def boxes_and_landmarks(self, image, stages=None):
+    def boxes_and_landmarks(self, image, stages=None, **options):
         """MTCNN's box (x, y, w, h) and landmarks (LANDMARK_NAMES) of each face found in an image of at most
-        max_side: (n, 4) and (n, 5, 2), in its pixels. `stages`: another mtcnn.MTCNN pipeline to run."""
-        faces = (stages or self.mtcnn).detect_faces(to_rgb(image), threshold_onet=self.min_confidence)
+        max_side: (n, 4) and (n, 5, 2), in its pixels. `stages`: another mtcnn.MTCNN pipeline to run, which
+        passes `options` on to each of its stages."""
+        faces = (stages or self.mtcnn).detect_faces(to_rgb(image), threshold_onet=self.min_confidence, **options)
         return (np.array([face["box"] for face in faces], dtype=np.float64).reshape(-1, 4),
                 np.array([[face["keypoints"][name] for name in self.LANDMARK_NAMES] for face in faces],
                          dtype=np.float64).reshape(-1, len(self.LANDMARK_NAMES), 2))
@@ -244,26 +245,25 @@ class MtcnnDlibDetector(MtcnnDetector):
     def __init__(self, min_confidence=0.7, max_side=DETECTION_MAX_SIDE):
         super().__init__(min_confidence, max_side)
         self.dlib = DlibHogDetector(max_side=None)  # detect() has shrunk the image already
-        self.proposals = BoxProposals()
-        self.confirm = type(self.mtcnn)(stages=[self.proposals, self.mtcnn.stages[-1]])  # ONet, shared
+        self.confirm = type(self.mtcnn)(stages=[BoxProposals(), self.mtcnn.stages[-1]])  # ONet, shared
 
     def find(self, image):
         faces = super().find(image)
-        self.proposals.boxes = [box for box in self.dlib.find(image)
-                                if not faces or overlaps(faces, self.dlib.chip_box(box)).max() < self.NEW_FACE_OVERLAP]
-        if self.proposals.boxes:
-            faces += self.regions(*self.boxes_and_landmarks(image, self.confirm))
+        missed = [box for box in self.dlib.find(image)
+                  if not faces or overlaps(faces, self.dlib.chip_box(box)).max() < self.NEW_FACE_OVERLAP]
+        if missed:
+            faces += self.regions(*self.boxes_and_landmarks(image, self.confirm, proposals=missed))
         return faces
 
 
 class BoxProposals:
-    """A first stage for an mtcnn.MTCNN pipeline: the boxes (x, y, w, h) of another detector, in the
-    package's rows (image index, corners, score), for the stages after it to judge."""
+    """A first stage for an mtcnn.MTCNN pipeline: the boxes (x, y, w, h) of another detector, given to
+    detect_faces as `proposals`, in the package's rows (image index, corners, score), for the stages after
+    it to judge."""
     stage_name, stage_id = "box proposals", 0
-    boxes = ()
 
-    def __call__(self, **_):
-        return np.array([(0, x, y, x + w, y + h, 1.0) for x, y, w, h in self.boxes], np.float64).reshape(-1, 6)
+    def __call__(self, proposals, **_):
+        return np.array([(0, x, y, x + w, y + h, 1.0) for x, y, w, h in proposals], np.float64).reshape(-1, 6)
 
 
 def aligned_region(points, chip_points):
