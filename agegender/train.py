@@ -82,6 +82,11 @@ class TrainConfig:
         "as in photos and webcams"))
     label_smoothing: float = field(default=0.0, metadata=cli.option(
         "share of each gender / age-group label spread over the other classes", type=cli.fraction))
+    # mixup (Zhang et al. 2018): each face is blended with another face of its batch, by a share drawn
+    # from Beta(alpha, alpha), and its loss is the same blend of the two faces' losses.
+    mixup: float = field(default=0.0, metadata=cli.option(
+        "alpha of the Beta distribution each training face's mixup share is drawn from (0.2 is usual); "
+        "0: no mixup", type=cli.non_negative_float))
     input_size: int = field(default=128, metadata=cli.option(
         "side in pixels the network sees the 128x128 faces at; fewer FLOPs below 128", type=cli.positive_int))
     # Exact age: weight of the mean absolute error of the expected age (years), beside the
@@ -101,6 +106,20 @@ def soft_age_labels(years):
     ages = tf.range(EXACT_AGES, dtype=tf.float32)
     weights = tf.exp(-0.5 * tf.square((ages[None, :] - tf.cast(years, tf.float32)[:, None]) / EXACT_AGE_SIGMA))
     return weights / tf.reduce_sum(weights, axis=1, keepdims=True)
+
+
+def mixup_shares(faces, alpha, seed):
+    """Each face's own share of its mixup blend, from Beta(alpha, alpha): the ratio of two Gamma draws."""
+    own, other = tf.unstack(tf.random.stateless_gamma([2, faces], seed, alpha=alpha))
+    return own / (own + other)
+
+
+def mix_faces(images, shares):
+    """Each uint8 face blended with its batch's mirror-order partner (the batch is shuffled, so a random
+    face): share * own + (1 - share) * partner, rounded back to uint8."""
+    shares = tf.reshape(shares, [-1] + [1] * (images.shape.rank - 1))
+    own, partner = tf.cast(images, tf.float32), tf.cast(tf.reverse(images, axis=[0]), tf.float32)
+    return tf.cast(tf.round(shares * own + (1 - shares) * partner), tf.uint8)
 
 
 def predicted_values(task, logits):
@@ -285,9 +304,18 @@ class Trainer:
 
     def replica_step(self, images, batch_labels):
         """One replica's share of a step: its gradients are summed over the replicas by apply_gradients."""
+        if self.config.mixup:
+            seed = tf.stack([tf.constant(self.config.seed, tf.int64), tf.cast(self.optimizer.iterations, tf.int64)])
+            shares = mixup_shares(tf.shape(images)[0], self.config.mixup, seed)
+            images = mix_faces(images, shares)
         with tf.GradientTape() as tape:
             logits = self.model(images, training=True)
             face_losses = self.face_losses(logits, batch_labels, training=True)
+            if self.config.mixup:  # each loss is linear in the targets: the blend of the two faces' losses
+                partner_losses = self.face_losses(
+                    logits, {name: tf.reverse(labels, axis=[0]) for name, labels in batch_labels.items()}, training=True)
+                face_losses = {task: shares * loss + (1 - shares) * partner_losses[task]
+                               for task, loss in face_losses.items()}
             objective = self.balance(face_losses) if self.balance else tf.add_n(list(face_losses.values()))
             l2 = self.config.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.model.kernels])
             # Each replica sees its share of the global batch: these scale its loss so that the gradients

@@ -1,10 +1,12 @@
-"""Training's pure parts on small tensors: soft age targets, read-outs, augmentation, task balance, LRN."""
+"""Training's pure parts on small tensors: soft age targets, read-outs, augmentation, mixup, task balance,
+LRN."""
 import numpy as np
 import tensorflow as tf
 
 from agegender.model import local_response_normalization
 from agegender.pipeline import augment_batch, photo_conditions_batch, split_dataset
-from agegender.train import EXACT_AGE_SIGMA, TaskBalance, predicted_values, soft_age_labels
+from agegender.train import (EXACT_AGE_SIGMA, TaskBalance, mix_faces, mixup_shares, predicted_values,
+                             soft_age_labels)
 
 
 def test_soft_age_labels_are_a_narrow_gaussian_around_each_true_age():
@@ -41,6 +43,28 @@ def test_augmentation_flips_and_shifts_each_face_by_at_most_8_pixels_reproducibl
         assert len(candidates) == 1  # each face is one flip-and-shift of itself, nothing else
         flips.append(candidates[0][0])
     assert 0 < sum(flips) < len(flips)  # some flipped, some not
+
+
+def test_mixup_shares_follow_a_symmetric_beta_of_the_given_alpha_reproducibly():
+    seed = tf.constant([3, 17], tf.int64)
+    shares = mixup_shares(20000, 0.2, seed).numpy()
+    assert np.array_equal(shares, mixup_shares(20000, 0.2, seed).numpy())
+    assert shares.min() >= 0 and shares.max() <= 1
+    assert abs(shares.mean() - 0.5) < 0.01  # Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1))
+    assert abs(shares.var() - 1 / (4 * 1.4)) < 0.01
+    assert ((shares < 0.1) | (shares > 0.9)).mean() > 0.5  # alpha 0.2: mostly one face, a little of the other
+    assert np.abs(mixup_shares(20000, 50.0, seed).numpy() - 0.5).max() < 0.3  # a large alpha: near halves
+
+
+def test_mix_faces_blends_each_face_with_its_partner_in_mirror_order():
+    faces = tf.constant(np.random.default_rng(1).integers(0, 256, (6, 128, 128), dtype=np.uint8))
+    assert np.array_equal(mix_faces(faces, tf.ones(6)).numpy(), faces.numpy())
+    assert np.array_equal(mix_faces(faces, tf.zeros(6)).numpy(), faces.numpy()[::-1])
+    shares = tf.constant([0.25, 0.5, 1.0, 0.0, 0.9, 0.6])
+    mixed = mix_faces(faces, shares).numpy()
+    own, partner = faces.numpy().astype(np.float64), faces.numpy()[::-1].astype(np.float64)
+    expected = shares.numpy()[:, None, None] * own + (1 - shares.numpy()[:, None, None]) * partner
+    assert mixed.dtype == np.uint8 and np.abs(mixed - expected).max() <= 0.5 + 1e-4
 
 
 def test_balance_settles_where_each_task_is_weighted_by_its_inverse_loss():
