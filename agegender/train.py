@@ -83,7 +83,8 @@ class TrainConfig:
     label_smoothing: float = field(default=0.0, metadata=cli.option(
         "share of each gender / age-group label spread over the other classes", type=cli.fraction))
     # mixup (Zhang et al. 2018): each face is blended with another face of its batch, by a share drawn
-    # from Beta(alpha, alpha), and its loss is the same blend of the two faces' losses.
+    # from Beta(alpha, alpha), and its loss is the same blend of the two faces' losses. The epoch's
+    # training accuracies are then those of the blended faces against each one's own labels.
     mixup: float = field(default=0.0, metadata=cli.option(
         "alpha of the Beta distribution each training face's mixup share is drawn from (0.2 is usual); "
         "0: no mixup", type=cli.non_negative_float))
