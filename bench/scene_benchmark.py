@@ -33,7 +33,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 from agegender import cli  # noqa: E402
-from agegender.faces import DETECTORS, crop_square, to_channels  # noqa: E402
+from agegender.faces import DETECTORS, DetectorError, crop_square, to_channels  # noqa: E402
 from agegender.labels import GENDER_NAMES  # noqa: E402
 from agegender.model import check_store_channels  # noqa: E402
 from agegender.predict import BUNDLED_MODEL, Predictor  # noqa: E402
@@ -157,7 +157,7 @@ def installed_detectors():
         try:
             detector()
             names.append(name)
-        except RuntimeError as error:
+        except DetectorError as error:  # an optional detector whose package is not installed
             print(f"skipping {name}: {error}", file=sys.stderr)
     return names
 
