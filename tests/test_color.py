@@ -132,9 +132,14 @@ def test_colour_model_takes_rgb_faces_and_survives_saving(tmp_path):
             np.testing.assert_allclose(values.numpy(), expected[task].numpy(), atol=1e-6)
 
 
-def test_bundled_models_are_gray_and_refuse_a_colour_store_in_one_line(small_stores):
+def test_bundled_models_are_gray_and_refuse_a_colour_store_in_one_line(small_stores, tmp_path):
     model, description = load_model(BUNDLED_MODEL)
-    assert "channels" not in description and model.channels == 1  # written before colour: gray
+    assert description["channels"] == 1 and model.channels == 1
+    older = shutil.copytree(BUNDLED_MODEL, tmp_path / "older")  # a model.json written before colour: gray
+    written = json.loads((older / "model.json").read_text())
+    del written["channels"]
+    (older / "model.json").write_text(json.dumps(written))
+    assert load_model(older)[0].channels == 1
     check_store_channels(model.channels, small_stores / "gray", BUNDLED_MODEL)
     with pytest.raises(ModelError, match="the store holds RGB faces but the model .* takes grayscale ones") as error:
         check_store_channels(model.channels, small_stores / "rgb", BUNDLED_MODEL)
