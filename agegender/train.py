@@ -80,6 +80,9 @@ class TrainConfig:
     photo_conditions: bool = field(default=False, metadata=cli.option(
         "augmentation also shrinks half the faces (to 32-128 px and back) and changes every face's exposure, "
         "as in photos and webcams"))
+    edge_backgrounds: bool = field(default=False, metadata=cli.option(
+        "augmentation also feathers half the faces' edges (2-15%% of the side) into a background, as faces "
+        "against any background in photos"))
     label_smoothing: float = field(default=0.0, metadata=cli.option(
         "share of each gender / age-group label spread over the other classes", type=cli.fraction))
     # mixup (Zhang et al. 2018): each face is blended with another face of its batch, by a share drawn
@@ -368,7 +371,8 @@ class Trainer:
                 self.store_folder, "train", context.get_per_replica_batch_size(self.global_batch), training=True,
                 augment=self.config.augment if augment is None else augment, seed=self.config.seed + epoch,
                 pipelines=(context.num_input_pipelines, context.input_pipeline_id),
-                rotate_and_zoom=self.config.rotate_and_zoom, photo_conditions=self.config.photo_conditions)
+                rotate_and_zoom=self.config.rotate_and_zoom, photo_conditions=self.config.photo_conditions,
+                edge_backgrounds=self.config.edge_backgrounds)
         return self.strategy.distribute_datasets_from_function(replica_batches)
 
     @tf.function(reduce_retracing=True)

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from agegender.model import local_response_normalization
-from agegender.pipeline import augment_batch, photo_conditions_batch, split_dataset
+from agegender.pipeline import EDGE_FEATHER, augment_batch, edge_backgrounds_batch, photo_conditions_batch, split_dataset
 from agegender.train import (EXACT_AGE_SIGMA, TaskBalance, mix_faces, mixup_shares, predicted_values,
                              soft_age_labels)
 
@@ -123,3 +123,24 @@ def test_photo_conditions_shrink_half_the_faces_and_change_every_faces_exposure(
     lost = detail(conditioned) / detail(faces.numpy())  # a gain and an offset leave it, clipping aside
     assert np.all(lost[~exposure_only] < 0.97)  # the shrunk faces lost detail
     assert lost[~exposure_only].mean() < lost[exposure_only].mean() - 0.05
+
+
+def test_edge_backgrounds_feather_half_the_faces_into_another_face_upside_down(utk_store):
+    faces, _ = next(iter(split_dataset(utk_store, "train", 64)))
+    edged = edge_backgrounds_batch(faces, tf.constant([3, 4])).numpy()
+    assert edged.shape == faces.shape and edged.dtype == np.uint8
+    assert np.array_equal(edged, edge_backgrounds_batch(faces, tf.constant([3, 4])).numpy())
+    faces = faces.numpy()
+    changed = np.any(edged != faces, axis=(1, 2, 3))
+    assert 0.3 < changed.mean() < 0.7  # about half the faces
+    side = faces.shape[1]
+    inner = slice(int(EDGE_FEATHER[1] * side) + 1, side - int(EDGE_FEATHER[1] * side) - 1)
+    assert np.array_equal(edged[:, inner, inner], faces[:, inner, inner])  # the face itself is kept
+    backgrounds = faces[::-1, ::-1]
+    for i in np.flatnonzero(changed):  # the outermost ring is all background, the next rings a blend
+        ring = np.concatenate([edged[i, 0], edged[i, -1], edged[i, :, 0], edged[i, :, -1]])
+        behind = np.concatenate([backgrounds[i, 0], backgrounds[i, -1], backgrounds[i, :, 0], backgrounds[i, :, -1]])
+        assert np.array_equal(ring, behind)
+        blend = edged[i, 2, side // 2].astype(float)
+        low, high = sorted((float(faces[i, 2, side // 2, 0]), float(backgrounds[i, 2, side // 2, 0])))
+        assert low - 1 <= blend[0] <= high + 1
