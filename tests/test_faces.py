@@ -11,6 +11,7 @@ import pytest
 from agegender.faces import (DEFAULT_DETECTOR, DETECTORS, FACE_SIZE, DetectorError, VideoFaceFinder, crop_square,
                              make_detector)
 from agegender.predict import Predictor
+from agegender.store import load_split
 from conftest import UTKFACE, run_script, utkface_names
 from scenes_of_faces import CHIP_SIDE, chip_to_scene, noise_texture, paste_face, scenes
 from video_of_faces import make_face_video
@@ -221,3 +222,19 @@ def test_astronaut_is_labelled_as_a_person_would(tmp_path):
     x, y, w, h = face["box"]
     assert 160 < x + w / 2 < 260 and 60 < y + h / 2 < 160  # her face, not the flag or the patch
     assert face["labels"] == {"gender": "female", "age_group": "30-45"}, (DEFAULT_DETECTOR, face)
+
+
+@pytest.mark.slow
+def test_scene_conditions_score_the_chips_as_the_store_holds_them(utk_store):
+    """bench/scene_conditions.py: its unchanged row is the model's own accuracy on the store's crops, so
+    every other row differs from it by its condition alone."""
+    result = run_script("bench/scene_conditions.py", "--data", utk_store, "--split", "valid")
+    rows = {line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ")[1:]
+            for line in result.stdout.splitlines() if line.startswith("| ") and "%" in line}
+    assert list(rows) == ["none (the chips)", "edge feathered into a background", "size in the scene", "exposure",
+                          "all three"]
+    images, labels = load_split(utk_store, "valid")
+    answers = Predictor().classify(images)  # the bundled model, as the script's default
+    assert rows["none (the chips)"] == [f"{np.mean(answers[task].argmax(1) == labels[task]):.1%}"
+                                        for task in ("gender", "age_group")]
+    assert rows["edge feathered into a background"] != rows["none (the chips)"]
