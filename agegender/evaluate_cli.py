@@ -94,16 +94,22 @@ def calibrate(model_folder, data, flip_average):
     return temperatures
 
 
+def answer_figures(description, probabilities, face_labels):
+    """evaluate.report's figures for a model's answers (model_answers) to labelled faces: the most
+    probable class per head, the expected age from the exact-age head."""
+    predicted = {task: expected_age(values) if task == "exact_age" else np.argmax(values, axis=1)
+                 for task, values in probabilities.items()}
+    truth = {task: face_labels[TASK_LABEL[task]] for task in description["classes"]}
+    return evaluate.report(description["classes"], truth, predicted, face_labels, description["age_edges"],
+                           probabilities)
+
+
 def evaluate_model(predictor, batches, out):
     """Figures and confusion matrices (PNG in `out`) for the model's answers on labelled batches."""
     classes = predictor.description["classes"]
     probabilities, face_labels = model_answers(predictor, batches)
     faces_count = len(face_labels["age"])
-    predicted = {task: expected_age(values) if task == "exact_age" else np.argmax(values, axis=1)
-                 for task, values in probabilities.items()}
-    truth = {task: face_labels[TASK_LABEL[task]] for task in classes}
-    figures = evaluate.report(classes, truth, predicted, face_labels, predictor.description["age_edges"],
-                              probabilities)
+    figures = answer_figures(predictor.description, probabilities, face_labels)
     os.makedirs(out, exist_ok=True)
     for task in classes:
         figures[task]["confusion_png"] = os.path.join(out, f"confusion_{task}.png")

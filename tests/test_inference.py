@@ -199,3 +199,18 @@ def test_mtcnn_detector_works_when_installed_and_says_how_to_get_it_otherwise(tm
         assert "Traceback" not in result.stderr
     else:
         assert result.returncode == 0 and len(json.loads(result.stdout)[0]["faces"]) == 1
+
+
+@pytest.mark.slow
+def test_ensemble_benchmark_averages_the_models_probabilities(model, utk_store):
+    """bench/ensemble.py: each model's figures, then those of their mean calibrated probabilities."""
+    joint = os.path.join(os.path.dirname(BUNDLED_MODEL), "joint")
+    result = run_script("bench/ensemble.py", model, joint, "--data", utk_store)
+    images, labels = store.load_split(utk_store, "valid")
+    answers = [Predictor(folder).classify(images) for folder in (model, joint)]
+    rows = result.stdout.split("mean of the 2:\n")
+    for task in ("gender", "age_group"):
+        truth = labels["gender"] if task == "gender" else labels["age_group"]
+        single = np.mean(answers[1][task].argmax(1) == truth)
+        mean = np.mean(((answers[0][task] + answers[1][task]) / 2).argmax(1) == truth)
+        assert f"{task}: accuracy {single:.4f}" in rows[0] and f"{task}: accuracy {mean:.4f}" in rows[1]

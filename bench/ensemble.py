@@ -1,0 +1,43 @@
+"""What averaging several models would give: each model's figures on a split, and those of the mean of
+their calibrated probabilities, head by head (the expected age from the mean exact-age distribution).
+Whether an ensemble, or one network distilled from it, is worth training.
+
+    python bench/ensemble.py models/improved runs/seed2/model runs/seed3/model    # valid split of data/utk
+"""
+import argparse
+
+import numpy as np
+
+from agegender import cli, evaluate
+from agegender.evaluate_cli import answer_figures, labelled_batches, model_answers
+from agegender.predict import Predictor
+from stores import default_store
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", help="model folders of the same heads, age edges and channels")
+    parser.add_argument("--data", help="store (default: as bench/scene_benchmark.py, by the first model's channels)")
+    parser.add_argument("--split", choices=("valid", "test"), default="valid")
+    arguments = parser.parse_args()
+    data = arguments.data or default_store(arguments.models[0])
+    answers = []
+    for folder in arguments.models:
+        predictor = Predictor(folder)
+        probabilities, face_labels = model_answers(predictor, labelled_batches(data, arguments.split, predictor))
+        answers.append(probabilities)
+        print_row(folder, answer_figures(predictor.description, probabilities, face_labels))
+    if any(set(probabilities) != set(answers[0]) for probabilities in answers):
+        raise SystemExit("error: the models have different heads")
+    mean = {task: np.mean([probabilities[task] for probabilities in answers], axis=0) for task in answers[0]}
+    print_row(f"mean of the {len(answers)}", answer_figures(predictor.description, mean, face_labels))
+
+
+def print_row(name, figures):
+    print(f"{name}:")
+    for task, task_figures in figures.items():
+        print(f"  {task}: {evaluate.headline(task, task_figures)}")
+
+
+if __name__ == "__main__":
+    cli.run(main)
