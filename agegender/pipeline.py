@@ -35,8 +35,8 @@ SMALLEST_FACE_SIDE = 32
 EXPOSURE_GAIN = (0.6, 1.4)
 EXPOSURE_OFFSET = 32
 # Edge backgrounds: a face in a photo may stand against any background, and what a box takes in beyond
-# the face changes with it; the scene benchmark's pasted faces lose 2.3 points of gender to their
-# feathered edge alone (bench/RESULTS.md). The feather spans this share of the face's side.
+# the face changes with it; the scene benchmark's pasted faces lose 2.5 points of gender to their
+# feathered edge alone (bench/scene_conditions.py). The feather spans this share of the face's side.
 EDGE_FEATHER = (0.02, 0.15)
 
 
