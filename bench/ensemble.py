@@ -24,11 +24,11 @@ def main():
     answers = []
     for folder in arguments.models:
         predictor = Predictor(folder)
+        if answers and set(predictor.description["classes"]) != set(answers[0]):  # before scoring it
+            raise SystemExit(f"error: {folder}: its heads differ from those of {arguments.models[0]}")
         probabilities, face_labels = model_answers(predictor, labelled_batches(data, arguments.split, predictor))
         answers.append(probabilities)
         print_row(folder, answer_figures(predictor.description, probabilities, face_labels))
-    if any(set(probabilities) != set(answers[0]) for probabilities in answers):
-        raise SystemExit("error: the models have different heads")
     mean = {task: np.mean([probabilities[task] for probabilities in answers], axis=0) for task in answers[0]}
     print_row(f"mean of the {len(answers)}", answer_figures(predictor.description, mean, face_labels))
 
