@@ -1,13 +1,14 @@
 """Face age & gender classification: the logic behind the project's scripts, and their command lines.
 
 Data flows one way, and each module imports only what lies upstream of it:
-labels -> faces -> sources -> store -> wash; store -> pipeline; labels, faces, store -> model; evaluate, plots ->
-report (what a run writes down); pipeline, model, evaluate, report -> train; and model -> export
-(SavedModel, TFLite) -> predict -> video. Beneath them all: errors (the base exception), atomic (files
-and folders renamed into place), quiet_tensorflow; above them, cli (the scripts' options), then a module
-per command, each script's command line and main() (the installed command; the script at the course's
-path calls it): wash_cli, train_cli (the three training scripts), evaluate_cli (joint/test_model.py),
-detect_cli, realtime_cli, export_cli.
+labels -> faces -> sources -> store -> wash; store -> pipeline; labels, faces, store -> model; evaluate,
+plots -> report (what a run writes down); train_options (a run's options, free of TensorFlow), pipeline,
+model, evaluate, report -> train; and model -> export (SavedModel, TFLite) -> predict -> video. Beneath
+them all: errors (the base exception), atomic (files and folders renamed into place), quiet_tensorflow;
+above them, cli (the scripts' options), then a module per command, each script's command line and main()
+(the installed command; the script at the course's path calls it): wash_cli, train_cli (the three
+training scripts), evaluate_cli (joint/test_model.py), detect_cli, realtime_cli, export_cli. The
+training and export commands import TensorFlow only once their options are good.
 """
 import os
 
@@ -19,3 +20,9 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 # gives for the same problem; the user's own OPENCV_LOG_LEVEL / OPENCV_FFMPEG_LOGLEVEL win.
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's AV_LOG_QUIET
+
+# The bundled models are the repository's models/ folder, beside the package: a clone, or a clone installed
+# with `pip install -e .`, finds them; `pip install .` installs the code alone (model.load_model then says
+# so). Here, not in model.py, so that the scripts name the default model before importing TensorFlow.
+BUNDLED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
+BUNDLED_MODEL = os.path.join(BUNDLED_MODELS, "improved")  # the most accurate model within the real-time budget; see its README

@@ -11,9 +11,7 @@ export.json in the output folder lists file sizes, single-face latency and the a
 """
 import argparse
 
-from agegender import cli, export, store
-from agegender.model import load_model
-from agegender.predict import BUNDLED_MODEL
+from agegender import BUNDLED_MODEL, cli, store
 
 
 def export_model():
@@ -26,6 +24,9 @@ def export_model():
                                        "data/utk-rgb for a colour one such as the bundled one)")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 TFLite model")
     arguments = parser.parse_args()
+    # Imported once the options are known to be good: TensorFlow's import alone takes seconds.
+    from agegender import export
+    from agegender.model import load_model
     model, description = load_model(arguments.model)
     data = arguments.data or store.DEFAULT_STORES[model.channels]
     report = export.export(model, description, arguments.out, data, int8=not arguments.no_int8,

@@ -16,17 +16,13 @@ import zlib
 
 import numpy as np
 
-from agegender import atomic, labels, store
+from agegender import BUNDLED_MODELS, atomic, labels, store
 from agegender.errors import AgeGenderError
 from agegender.faces import COLOURS, FACE_SIZE, face_shape
 from agegender.quiet_tensorflow import tf
 
 MODEL_JSON = "model.json"
 WEIGHTS = "weights.npz"
-# The bundled models are the repository's models/ folder, beside the package: a clone, or a clone installed
-# with `pip install -e .`, finds them; `pip install .` installs the code alone (load_model then says so).
-BUNDLED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
-BUNDLED_MODEL = os.path.join(BUNDLED_MODELS, "improved")  # the most accurate model within the real-time budget; see its README
 
 
 EXACT_AGES = 101  # the exact-age head's classes: 0..100 years (wash keeps ages in that range)

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from agegender import atomic
+from agegender import BUNDLED_MODEL, atomic
 from agegender.errors import AgeGenderError
 from agegender.faces import DEFAULT_DETECTOR, DETECTION_MAX_SIDE, crop_square, face_shape, make_detector, to_channels
 from agegender.export import in_memory_tflite_runner, model_runner
-from agegender.model import BUNDLED_MODEL, expected_age, load_model
+from agegender.model import expected_age, load_model
 
 ENGINES = {"tensorflow": model_runner, "tflite": in_memory_tflite_runner}  # model -> faces -> probabilities
 

@@ -8,9 +8,9 @@ import sys
 import tempfile
 from dataclasses import asdict, fields
 
-from agegender import atomic, cli, evaluate, store, train
+from agegender import atomic, cli, store
 from agegender.errors import AgeGenderError, tensorflow_message
-from agegender.quiet_tensorflow import tf
+from agegender.train_options import DEFAULT_LEARNING_RATES, STRATEGIES, TrainConfig, TrainError
 
 JOINT, GENDER, AGE_GROUP = ("gender", "age_group"), ("gender",), ("age_group",)
 DESCRIPTIONS = {  # each command's --help, by the tasks it trains
@@ -41,8 +41,8 @@ def parse_arguments(tasks):
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --run from its last finished epoch (its saved options win)")
     parser.add_argument("--force", action="store_true", help="delete --run and start again")
-    options = cli.add_options(parser, train.TrainConfig)
-    parser.add_argument("--strategy", choices=train.STRATEGIES, default="auto",
+    options = cli.add_options(parser, TrainConfig)
+    parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
                         help="tf.distribute strategy: one device, mirrored over the local GPUs, or multiworker "
                              "from TF_CONFIG; auto picks multiworker with TF_CONFIG, mirrored with several "
                              "GPUs, else one (default auto). --batch-size is per replica")
@@ -51,8 +51,8 @@ def parse_arguments(tasks):
     given = {field.name: getattr(arguments, field.name) for field in options if hasattr(arguments, field.name)}
     arguments.given = set(given)
     # The one default that is not a constant: the learning rate suits the optimizer.
-    given.setdefault("learning_rate", train.DEFAULT_LEARNING_RATES[given.get("optimizer", train.TrainConfig.optimizer)])
-    return arguments, train.TrainConfig(tasks=tasks, **given)
+    given.setdefault("learning_rate", DEFAULT_LEARNING_RATES[given.get("optimizer", TrainConfig.optimizer)])
+    return arguments, TrainConfig(tasks=tasks, **given)
 
 
 def saved_config(run, tasks, max_epochs=None):
@@ -66,13 +66,13 @@ def saved_config(run, tasks, max_epochs=None):
             saved = json.load(file)
         saved["tasks"] = tuple(saved["tasks"])
         # Options a run saved before they existed keep their defaults.
-        config = train.TrainConfig(**{field.name: saved[field.name] for field in fields(train.TrainConfig)
+        config = TrainConfig(**{field.name: saved[field.name] for field in fields(TrainConfig)
                                       if field.name in saved})
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise train.TrainError(f"{config_path}: unreadable run options ({error}); "
+        raise TrainError(f"{config_path}: unreadable run options ({error}); "
                                "start the run again with --force") from None
     if config.tasks != tuple(tasks):
-        raise train.TrainError(f"{run}: this run trains {', '.join(config.tasks)}; resume it with its own script")
+        raise TrainError(f"{run}: this run trains {', '.join(config.tasks)}; resume it with its own script")
     if max_epochs is not None:
         config.max_epochs = max_epochs
     return config, saved.get("data")
@@ -81,7 +81,7 @@ def saved_config(run, tasks, max_epochs=None):
 def resume_differences(saved, trained_on, config, given, data):
     """The options given with --resume that disagree with the run's own (more epochs may be given)."""
     differences = []
-    for field in fields(train.TrainConfig):
+    for field in fields(TrainConfig):
         new, old = getattr(config, field.name), getattr(saved, field.name)
         if field.name != "max_epochs" and field.name in given and new != old:
             differences.append(f"{cli.option_flag(field)} {new} (the run's: {old})")
@@ -106,13 +106,13 @@ def prepare_run(arguments, config):
     if resumed:
         differences = resume_differences(resumed, trained_on, config, arguments.given, arguments.data)
         if differences:
-            raise train.TrainError(f"{run}: --resume continues with the run's own options, and these differ: "
+            raise TrainError(f"{run}: --resume continues with the run's own options, and these differ: "
                              f"{'; '.join(differences)}; leave them out, or start a new run (another --run)")
         return resumed
     if os.path.exists(run) and os.listdir(run):
         atomic.check_folder_destination(run, "config.json", "a run folder")
         if not arguments.force:
-            raise train.TrainError(f"{run}: run folder exists; add --resume to continue it or --force to start again")
+            raise TrainError(f"{run}: run folder exists; add --resume to continue it or --force to start again")
     return config
 
 
@@ -133,6 +133,9 @@ def start_run(arguments, config):
 def main(tasks=JOINT):
     """Train `tasks` as the command line says: joint/jointly.py and agegender-train train both."""
     arguments, config = parse_arguments(tasks)
+    # Imported once the options are known to be good: TensorFlow's import alone takes seconds.
+    from agegender import evaluate, train
+    from agegender.quiet_tensorflow import tf
     try:
         strategy = train.make_strategy(arguments.strategy)
         if train.is_chief(strategy):

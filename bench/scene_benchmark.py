@@ -32,11 +32,11 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from agegender import cli  # noqa: E402
+from agegender import BUNDLED_MODEL, cli  # noqa: E402
 from agegender.faces import DETECTORS, DetectorError, crop_square, to_channels  # noqa: E402
 from agegender.labels import GENDER_NAMES  # noqa: E402
 from agegender.model import check_store_channels  # noqa: E402
-from agegender.predict import BUNDLED_MODEL, Predictor  # noqa: E402
+from agegender.predict import Predictor  # noqa: E402
 from agegender.store import load_split, read_manifest  # noqa: E402
 from face_video import SHARED_UTKFACE  # noqa: E402
 from stores import default_store  # noqa: E402

@@ -19,10 +19,10 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from agegender import cli  # noqa: E402
+from agegender import BUNDLED_MODEL, cli  # noqa: E402
 from agegender.faces import crop_square, to_channels  # noqa: E402
 from agegender.model import check_store_channels  # noqa: E402
-from agegender.predict import BUNDLED_MODEL, Predictor  # noqa: E402
+from agegender.predict import Predictor  # noqa: E402
 from face_video import SHARED_UTKFACE  # noqa: E402
 from scene_benchmark import split_faces  # noqa: E402
 from scenes_of_faces import BACKGROUNDS, CHIP_SIDE, FACE_SIDES, paste_face  # noqa: E402

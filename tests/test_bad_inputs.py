@@ -61,9 +61,9 @@ def write_face_video(path, frames=90):
 def start_run(run, data):
     """A run folder as `joint/jointly.py --data DATA --run RUN` leaves it when stopped before its first
     epoch ends: its options in config.json."""
-    from agegender import train, train_cli
+    from agegender import train_cli, train_options
     train_cli.start_run(Namespace(run=str(run), data=str(data), resume=False, force=False),
-                        train.TrainConfig(tasks=("gender", "age_group")))
+                        train_options.TrainConfig(tasks=("gender", "age_group")))
     return run
 
 

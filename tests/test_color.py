@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from agegender import export, faces, pipeline, sources, store, wash
+from agegender import BUNDLED_MODEL, export, faces, pipeline, sources, store, wash
 from agegender.model import ModelError, build_model, check_store_channels, forward_flops, load_model, save_model
-from agegender.predict import BUNDLED_MODEL, Predictor
+from agegender.predict import Predictor
 from conftest import ROOT, UTKFACE, copy_utkface, run_script
 
 CLASS_COUNTS = {"gender": 2, "age_group": 4, "exact_age": 101}

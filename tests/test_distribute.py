@@ -21,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from agegender.train import Trainer, TrainConfig, make_strategy
+from agegender.train import Trainer, make_strategy
+from agegender.train_options import TrainConfig
 
 def three_steps(batch_size, strategy=None):
     config = TrainConfig(batch_size=batch_size, augment=False, dropout=0.0, optimizer="sgd", seed=3)

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from agegender import export, store
+from agegender import BUNDLED_MODEL, export, store
 from agegender.model import load_model
-from agegender.predict import BUNDLED_MODEL
 from conftest import run_script
 
 pytestmark = pytest.mark.slow

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from agegender import store
+from agegender import BUNDLED_MODEL, store
 from agegender.faces import HaarDetector, chip_box, crop_square
-from agegender.predict import BUNDLED_MODEL, Predictor
+from agegender.predict import Predictor
 from conftest import UTKFACE, copy_utkface, run_script, utkface_names
 from video_of_faces import make_face_video
 

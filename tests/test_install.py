@@ -12,7 +12,7 @@ from importlib import metadata
 
 import pytest
 
-from agegender import model
+from agegender import BUNDLED_MODEL, model
 from agegender.detect_cli import sample_portrait
 from conftest import ROOT, run_script
 
@@ -28,6 +28,26 @@ def test_a_program_started_from_one_that_uses_the_package_shows_no_tensorflow_st
     child = subprocess.run([sys.executable, "-c", "from agegender.quiet_tensorflow import tf; tf.constant(1)"],
                            capture_output=True, text=True, timeout=120, check=True)
     assert child.stderr == ""
+
+
+# A script run with a wrong option, then asked whether it had imported TensorFlow.
+WRONG_OPTION = """import runpy, sys
+sys.argv = [{script!r}, "--data", "store", "--run", "run", "--no-such-option"]
+try:
+    runpy.run_path({script!r}, run_name="__main__")
+finally:
+    print("tensorflow" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("script", ["joint/jointly.py", "gender/gender.py", "age/age.py", "joint/export.py"])
+def test_a_wrong_option_is_refused_before_tensorflow_is_imported(script):
+    """TensorFlow's import takes seconds: a typo in a training or export option is answered at once."""
+    refused = subprocess.run([sys.executable, "-c", WRONG_OPTION.format(script=script)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: unrecognized arguments") \
+        and "--no-such-option" in refused.stderr, refused.stderr
+    assert refused.stdout == "False\n"
 
 
 def installed_command(name):
@@ -68,7 +88,7 @@ def test_the_readme_example_of_using_the_package_from_ones_own_code_runs(tmp_pat
 
 
 def test_the_bundled_models_are_found_beside_the_package_of_a_clone():
-    assert model.load_model(model.BUNDLED_MODEL)[1]["classes"]
+    assert model.load_model(BUNDLED_MODEL)[1]["classes"]
 
 
 def test_an_install_of_the_code_alone_says_where_the_bundled_models_are(tmp_path, monkeypatch):

@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from agegender import store
 from agegender.model import load_model
-from agegender.train import TrainConfig, Trainer, class_weight_vectors
+from agegender.train import Trainer, class_weight_vectors
+from agegender.train_options import TrainConfig
 from conftest import QUICK_TRAINING, ROOT, default_ctrl_c, run_script
 
 pytestmark = pytest.mark.slow

@@ -3,10 +3,15 @@ LRN."""
 import numpy as np
 import tensorflow as tf
 
-from agegender.model import local_response_normalization
+from agegender import train_options
+from agegender.model import ARCHITECTURES, local_response_normalization
 from agegender.pipeline import EDGE_FEATHER, augment_batch, edge_backgrounds_batch, photo_conditions_batch, split_dataset
 from agegender.train import (EXACT_AGE_SIGMA, TaskBalance, mix_faces, mixup_shares, predicted_values,
                              soft_age_labels)
+
+
+def test_the_training_options_offer_every_network_the_model_module_builds():
+    assert train_options.ARCHITECTURES == tuple(ARCHITECTURES)  # --arch is declared without TensorFlow
 
 
 def test_soft_age_labels_are_a_narrow_gaussian_around_each_true_age():
