@@ -13,6 +13,7 @@ from agegender.errors import AgeGenderError, tensorflow_message
 from agegender.train_options import DEFAULT_LEARNING_RATES, STRATEGIES, TrainConfig, TrainError
 
 JOINT, GENDER, AGE_GROUP = ("gender", "age_group"), ("gender",), ("age_group",)
+SCRIPTS = {JOINT: "joint/jointly.py", GENDER: "gender/gender.py", AGE_GROUP: "age/age.py"}  # by the tasks they train
 DESCRIPTIONS = {  # each command's --help, by the tasks it trains
     JOINT: """Train gender and age together: one trunk, two heads, learned task balance.
 
@@ -72,7 +73,10 @@ def saved_config(run, tasks, max_epochs=None):
         raise TrainError(f"{config_path}: unreadable run options ({error}); "
                                "start the run again with --force") from None
     if config.tasks != tuple(tasks):
-        raise TrainError(f"{run}: this run trains {', '.join(config.tasks)}; resume it with its own script")
+        script = SCRIPTS.get(config.tasks)
+        advice = (f"resume it with {script}" if script else
+                  "an older version started it (its tasks were renamed since); start it again with --force")
+        raise TrainError(f"{run}: this run trains {', '.join(config.tasks)}; {advice}")
     if max_epochs is not None:
         config.max_epochs = max_epochs
     return config, saved.get("data")

@@ -192,6 +192,17 @@ def resume_with_other_options(here, assets):
             "--batch-size", "32"], "--batch-size 32"
 
 
+def resume_with_another_script(here, assets):
+    shutil.copytree(assets.run, here / "run")  # a joint run
+    return ["gender/gender.py", "--data", assets.store, "--run", here / "run", "--resume"], here / "run"
+
+
+def resume_a_run_of_an_older_version(here, assets):
+    shutil.copytree(assets.run, here / "run")
+    edit_json(here / "run" / "config.json", lambda config: config.update(tasks=["gender", "age"]))  # before age_group
+    return ["joint/jointly.py", "--data", assets.store, "--run", here / "run", "--resume"], here / "run"
+
+
 def resume_on_another_store(here, assets):
     shutil.copytree(assets.run, here / "run")
     copy_store(assets, here / "other-store")
@@ -344,6 +355,9 @@ CASES = [
     pytest.param(1, "is not a run folder", train_force_onto_a_folder_of_documents, id="train --force onto documents"),
     pytest.param(1, "--arch improved (the run's: original)", resume_with_other_options, id="resume other options"),
     pytest.param(1, "the run's:", resume_on_another_store, id="resume on another store"),
+    pytest.param(1, "trains gender, age_group; resume it with joint/jointly.py", resume_with_another_script,
+                 id="resume with another script"),
+    pytest.param(1, "an older version started it", resume_a_run_of_an_older_version, id="resume an older run"),
     pytest.param(1, "holds 1638400 bytes of images where the manifest lists 255 faces", damaged_store(images_cut_to_whole_faces), id="store images cut to 100 faces"),
     pytest.param(1, "cut short", damaged_store(images_cut_mid_face), id="store images cut mid-face"),
     pytest.param(1, "cut short", damaged_store(labels_cut_short), id="store labels cut short"),
