@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Train one of the bundled models on the shared UTKFace faces, then print its test figures beside the
 # bundled one's:
-#   bash bench/train_bundled.sh improved   # models/improved, the default model (about an hour on 2 cores)
+#   bash bench/train_bundled.sh improved --seed 1   # models/improved, the default model (about an hour on 2 cores)
 #   bash bench/train_bundled.sh joint      # models/joint, the original CNN for coursework (about 30 minutes)
 # Both recipes: a cosine schedule with one warm-up epoch, rotations and zooms, label smoothing 0.1, and
 # every epoch run (no early stop); the improved network also learns the age in years, with the expected
-# age's error in the loss, at 96 px; both learn UTKFace's race as an auxiliary task that the saved model
-# leaves out (bench/RESULTS.md: what each choice gained). More options go to
-# joint/jointly.py. Ctrl-C, then the same command continues from the last finished epoch.
+# age's error in the loss, at 96 px, and half its faces have their edge feathered into a background;
+# both learn UTKFace's race as an auxiliary task that the saved model leaves out (bench/RESULTS.md: what
+# each choice gained). More options go to joint/jointly.py. Ctrl-C, then the same command continues
+# from the last finished epoch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -16,7 +17,7 @@ usage="usage: bash bench/train_bundled.sh improved|joint [joint/jointly.py optio
 model=${1:?$usage}; shift
 recipe="--schedule cosine --rotate-and-zoom --label-smoothing 0.1 --race-head"
 case $model in
-    improved) options="$recipe --arch improved --exact-age --input-size 96 --expected-age-loss 0.25 --epochs 36 --patience 36" ;;
+    improved) options="$recipe --arch improved --exact-age --input-size 96 --expected-age-loss 0.25 --edge-backgrounds --epochs 36 --patience 36" ;;
     joint) options="$recipe --epochs 30 --patience 30" ;;
     *) echo "$usage" >&2; exit 2 ;;
 esac
