@@ -74,12 +74,13 @@ class OriginalCNN(tf.Module):
     head_size = 100      # each head's hidden layer
 
     def __init__(self, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE, temperatures=None,
-                 flip_average=False, channels=1):
+                 flip_average=False, channels=1, width=1.0):
         super().__init__(name="cnn")
         self.class_counts = dict(class_counts)
         self.dropout = dropout
         self.input_size = input_size
         self.channels = channels
+        self.width = float(width)  # the trunk's channels times this (the improved network only)
         # Traced for this model's faces: [None,128,128] gray, [None,128,128,3] RGB.
         self.probabilities = tf.function(self.calibrated_probabilities, input_signature=[self.input_spec()],
                                          reduce_retracing=True)
@@ -103,6 +104,9 @@ class OriginalCNN(tf.Module):
         return kernel, tf.Variable(tf.zeros(shape[-1:]), name=f"{name}/bias")
 
     def build_trunk(self):
+        if self.width != 1.0:
+            raise ModelError(f"width {self.width}: the original architecture's channels are fixed; "
+                             "only the improved one has a width")
         self.conv1 = self.layer("conv1", [7, 7, self.channels, 32])
         self.conv2 = self.layer("conv2", [5, 5, 32, 64])
         self.conv3 = self.layer("conv3", [3, 3, 64, 64])
@@ -225,19 +229,22 @@ class ImprovedCNN(OriginalCNN):
 
     conv 5x5/32 stride 2 -> BN -> ReLU -> max-pool (32x32); conv 3x3/64 -> BN -> ReLU -> max-pool (16x16);
     residual block 128 -> max-pool (8x8); residual block 256 -> global average pool (256) -> dropout.
+    A width other than 1 multiplies every layer's channels (rounded to eights, which SIMD kernels like),
+    so the FLOPs grow about as its square.
     Fewer parameters than the original (its FC 512 layer held most) but more FLOPs a face: forward_flops
     counts both models' from their graphs.
     """
 
     architecture = "improved"
-    feature_size = 256
     head_size = 128
 
     def build_trunk(self):
-        self.stem = self.conv_bn("stem", [5, 5, self.channels, 32])
-        self.conv = self.conv_bn("conv", [3, 3, 32, 64])
+        stem, conv, block1, block2 = (8 * max(1, round(self.width * channels / 8)) for channels in (32, 64, 128, 256))
+        self.feature_size = block2
+        self.stem = self.conv_bn("stem", [5, 5, self.channels, stem])
+        self.conv = self.conv_bn("conv", [3, 3, stem, conv])
         self.blocks = [self.residual_block(f"block{i}", inputs, outputs)
-                       for i, (inputs, outputs) in enumerate(((64, 128), (128, 256)), start=1)]
+                       for i, (inputs, outputs) in enumerate(((conv, block1), (block1, block2)), start=1)]
 
     def conv_bn(self, name, shape):
         kernel, _ = self.layer(name, shape)  # the bias is batch normalisation's offset
@@ -275,11 +282,11 @@ def forward_flops(model):
     return flops * (2 if model.flip_average else 1)
 
 
-def build_model(architecture, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE, channels=1):
+def build_model(architecture, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE, channels=1, width=1.0):
     if architecture not in ARCHITECTURES:
         raise ModelError(f"unknown architecture {architecture!r}; choose {' or '.join(ARCHITECTURES)}")
     return ARCHITECTURES[architecture](class_counts, dropout=dropout, seed=seed, input_size=input_size,
-                                       channels=channels)
+                                       channels=channels, width=width)
 
 
 def save_model(model, folder, metadata):
@@ -288,8 +295,8 @@ def save_model(model, folder, metadata):
     Written to a temporary folder that replaces `folder` in one rename: a reader never sees half.
     """
     description = {"architecture": model.architecture, "face_size": FACE_SIZE, "channels": model.channels,
-                   "input_size": model.input_size, "dropout": model.dropout, "class_counts": model.class_counts,
-                   "temperatures": model.temperatures, "flip_average": model.flip_average, **metadata}
+                   "width": model.width, "input_size": model.input_size, "dropout": model.dropout,
+                   "class_counts": model.class_counts, "temperatures": model.temperatures, "flip_average": model.flip_average, **metadata}
     with atomic.replacing_folder(folder, MODEL_JSON, "a model folder") as temporary:
         atomic.write_json(os.path.join(temporary, MODEL_JSON), description)
         np.savez_compressed(os.path.join(temporary, WEIGHTS), **model.weights())
@@ -299,7 +306,8 @@ def without_heads(model, tasks):
     """A copy of the model without the heads of `tasks` (auxiliary tasks, learned but never shown)."""
     kept = {task: count for task, count in model.class_counts.items() if task not in tasks}
     copy = type(model)(kept, dropout=model.dropout, input_size=model.input_size,
-                       temperatures=model.temperatures, flip_average=model.flip_average, channels=model.channels)
+                       temperatures=model.temperatures, flip_average=model.flip_average, channels=model.channels,
+                       width=model.width)
     copy.assign(model.weights())
     return copy
 
@@ -332,7 +340,8 @@ def load_model(folder):
                                                        input_size=description.get("input_size", FACE_SIZE),
                                                        temperatures=description.get("temperatures"),
                                                        flip_average=description.get("flip_average", False),
-                                                       channels=description.get("channels", 1))
+                                                       channels=description.get("channels", 1),
+                                                       width=description.get("width", 1.0))
     try:
         model.assign(weights)
     except (KeyError, ValueError) as error:
@@ -350,6 +359,10 @@ def check_description(description, json_path):
     if description.get("channels", 1) not in COLOURS:
         raise ModelError(f"{json_path}: faces of {description['channels']!r} channels, not 1 (grayscale) "
                          "or 3 (RGB); copy model.json again from the run that trained it")
+    width = description.get("width", 1.0)
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 8:
+        raise ModelError(f"{json_path}: width {width!r}, not a number from 0 to 8; copy model.json again "
+                         "from the run that trained it")
     try:
         counts, names, edges = description["class_counts"], description["classes"], description["age_edges"]
         unknown = [task for task in counts if task not in TASK_LABEL]

@@ -172,7 +172,7 @@ class Trainer:
         """The model, task balance, optimiser and their checkpoint."""
         self.model = build_model(config.architecture, {task: len(names) for task, names in self.class_names.items()},
                                  dropout=config.dropout, seed=config.seed, input_size=config.input_size,
-                                 channels=self.channels)
+                                 channels=self.channels, width=config.width)
         self.balance = TaskBalance(self.tasks) if len(self.tasks) > 1 else None
         if config.schedule == "cosine":
             schedule = tf.keras.optimizers.schedules.CosineDecay(

@@ -53,7 +53,10 @@ def parse_arguments(tasks):
     arguments.given = set(given)
     # The one default that is not a constant: the learning rate suits the optimizer.
     given.setdefault("learning_rate", DEFAULT_LEARNING_RATES[given.get("optimizer", TrainConfig.optimizer)])
-    return arguments, TrainConfig(tasks=tasks, **given)
+    config = TrainConfig(tasks=tasks, **given)
+    if config.width != 1.0 and config.architecture != "improved":
+        parser.error("--width: the original architecture's channels are fixed; add --arch improved")
+    return arguments, config
 
 
 def saved_config(run, tasks, max_epochs=None):

@@ -71,6 +71,9 @@ class TrainConfig:
     mixup: float = field(default=0.0, metadata=cli.option(
         "alpha of the Beta distribution each training face's mixup share is drawn from (0.2 is usual); "
         "0: no mixup", type=cli.non_negative_float))
+    width: float = field(default=1.0, metadata=cli.option(
+        "with --arch improved: its channels (32, 64, 128, 256) times this, rounded to eights; its FLOPs grow "
+        "about as the square", type=cli.positive_float))
     input_size: int = field(default=128, metadata=cli.option(
         "side in pixels the network sees the 128x128 faces at; fewer FLOPs below 128", type=cli.positive_int))
     # Exact age: weight of the mean absolute error of the expected age (years), beside the

@@ -294,6 +294,12 @@ def task_renamed(old, new):
     return damage
 
 
+def width_of_a_word(model):
+    path = os.path.join(model, "model.json")
+    edit_json(path, lambda description: description.update(width="wide"))
+    return path
+
+
 def age_edges_of_two(model):
     path = os.path.join(model, "model.json")
     edit_json(path, lambda description: description.update(age_edges=[30, 60]))
@@ -350,6 +356,8 @@ CASES = [
     pytest.param(2, "above 0", train_with("--learning-rate", "0"), id="train --learning-rate 0"),
     pytest.param(2, "up to (not including) 1", train_with("--dropout", "1"), id="train --dropout 1"),
     pytest.param(2, "at least 1", train_with("--patience", "0"), id="train --patience 0"),
+    pytest.param(2, "the original architecture's channels are fixed", train_with("--width", "1.2"),
+                 id="train --width of the original"),
     pytest.param(1, "not a dataset store", train_on_missing_store, id="train on a missing store"),
     pytest.param(1, "fewer than one batch", train_batch_larger_than_the_split, id="train batch > split"),
     pytest.param(1, "is not a run folder", train_force_onto_a_folder_of_documents, id="train --force onto documents"),
@@ -368,6 +376,7 @@ CASES = [
     pytest.param(1, "damaged model", damaged_model(weights_bit_flipped), id="weights.npz bit flipped"),
     pytest.param(1, "class names are ['a', 'b', 'd']", damaged_model(class_names_of_three), id="model.json 3 names"),
     pytest.param(1, "the age edges [30, 60] give", damaged_model(age_edges_of_two), id="model.json 2 edges"),
+    pytest.param(1, "width 'wide', not a number", damaged_model(width_of_a_word), id="model.json width a word"),
     pytest.param(1, "unknown task 'age' (the tasks are gender, age_group, ", damaged_model(task_renamed("age_group", "age")),
                  id="model.json of an older version"),
     pytest.param(1, "damaged model", damaged_model(weights_cut_short, "detect.py"), id="detect damaged model"),

@@ -1,10 +1,14 @@
 """Training's pure parts on small tensors: soft age targets, read-outs, augmentation, mixup, task balance,
-LRN."""
+LRN, the improved network's width."""
+import json
+
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from agegender import train_options
-from agegender.model import ARCHITECTURES, local_response_normalization
+from agegender.model import (ARCHITECTURES, ModelError, build_model, forward_flops, load_model,
+                             local_response_normalization, save_model, task_classes)
 from agegender.pipeline import EDGE_FEATHER, augment_batch, edge_backgrounds_batch, photo_conditions_batch, split_dataset
 from agegender.train import (EXACT_AGE_SIGMA, TaskBalance, mix_faces, mixup_shares, predicted_values,
                              soft_age_labels)
@@ -12,6 +16,33 @@ from agegender.train import (EXACT_AGE_SIGMA, TaskBalance, mix_faces, mixup_shar
 
 def test_the_training_options_offer_every_network_the_model_module_builds():
     assert train_options.ARCHITECTURES == tuple(ARCHITECTURES)  # --arch is declared without TensorFlow
+
+
+def test_a_wider_improved_network_has_more_channels_and_is_saved_with_its_width(tmp_path):
+    class_counts = {"gender": 2, "age_group": 4}
+    metadata = {"classes": {task: task_classes(task, (30, 46, 60)) for task in class_counts}, "age_edges": [30, 46, 60]}
+    standard = build_model("improved", class_counts, input_size=96)
+    wide = build_model("improved", class_counts, input_size=96, width=1.2)
+    # 32, 64, 128, 256 channels times 1.2, each rounded to eights: 40, 80, 152, 304.
+    assert [wide.stem[0].shape[-1], wide.conv[0].shape[-1], wide.blocks[0][0][0].shape[-1],
+            wide.blocks[1][0][0].shape[-1]] == [40, 80, 152, 304]
+    assert wide.heads["gender"][0][0].shape == (304, wide.head_size)  # the heads read the wider features
+    assert 1.3 < forward_flops(wide) / forward_flops(standard) < 1.5  # about the width's square
+    faces = np.random.default_rng(0).integers(0, 256, (3, 128, 128), dtype=np.uint8)
+    expected = wide.probabilities(faces)
+    save_model(wide, tmp_path / "wide", metadata)
+    reloaded, description = load_model(tmp_path / "wide")
+    assert description["width"] == 1.2 and reloaded.width == 1.2
+    for task, values in reloaded.probabilities(faces).items():
+        np.testing.assert_allclose(values.numpy(), expected[task].numpy(), atol=1e-6)
+    # A model.json written before the width existed is of width 1.
+    save_model(standard, tmp_path / "older", metadata)
+    written = json.loads((tmp_path / "older" / "model.json").read_text())
+    del written["width"]
+    (tmp_path / "older" / "model.json").write_text(json.dumps(written))
+    assert load_model(tmp_path / "older")[0].width == 1.0
+    with pytest.raises(ModelError, match="the original architecture's channels are fixed"):
+        build_model("original", class_counts, width=1.2)
 
 
 def test_soft_age_labels_are_a_narrow_gaussian_around_each_true_age():
