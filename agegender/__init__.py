@@ -8,7 +8,7 @@ them all: errors (the base exception), atomic (files and folders renamed into pl
 above them, cli (the scripts' options), then a module per command, each script's command line and main()
 (the installed command; the script at the course's path calls it): wash_cli, train_cli (the three
 training scripts), evaluate_cli (joint/test_model.py), detect_cli, realtime_cli, export_cli. The
-training and export commands import TensorFlow only once their options are good.
+commands import TensorFlow only once their options are good.
 """
 import os
 
@@ -26,3 +26,5 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's AV_LOG_QUIET
 # so). Here, not in model.py, so that the scripts name the default model before importing TensorFlow.
 BUNDLED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 BUNDLED_MODEL = os.path.join(BUNDLED_MODELS, "improved")  # the most accurate model within the real-time budget; see its README
+# How a Predictor can run the model (predict.RUNNERS): TensorFlow, or the model converted to TFLite.
+ENGINES = ("tensorflow", "tflite")

@@ -10,9 +10,8 @@ import json
 import os
 import sys
 
-from agegender import cli
-from agegender.faces import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
-from agegender.predict import BUNDLED_MODEL, ImageError, Predictor, label_image_file
+from agegender import BUNDLED_MODEL, cli
+from agegender.faces import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS, ImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -46,6 +45,8 @@ def label_images():
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     arguments = parser.parse_args()
     paths = image_paths(arguments.images)
+    # Imported once the options are known to be good: TensorFlow's import alone takes seconds.
+    from agegender.predict import Predictor, label_image_file
     predictor = Predictor(arguments.model, arguments.detector, use_model=not arguments.no_model)
     report, failures = [], 0
     for path in paths:

@@ -30,6 +30,20 @@ CHIP_DOWN_SHIFT = 17 / 207  # chip centre lies this many box sides below the box
 DETECTION_MAX_SIDE = 1280  # photos larger than this are shrunk before detection
 
 
+class ImageError(AgeGenderError):
+    """An image that cannot be read, or written."""
+
+
+def read_image(path):
+    """A BGR image from a file, or ImageError naming the file and what is wrong."""
+    if not os.path.isfile(path):
+        raise ImageError(f"{path}: no such file")
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError(f"{path}: not an image OpenCV can read (corrupt or unsupported format)")
+    return image
+
+
 def chip_box(box, scale=CHIP_SCALE, down_shift=CHIP_DOWN_SHIFT, angle=0.0):
     """The square (x, y, w, h) region, in image pixels, to crop around a detector box (x, y, w, h).
 

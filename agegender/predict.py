@@ -10,27 +10,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from agegender import BUNDLED_MODEL, atomic
-from agegender.errors import AgeGenderError
-from agegender.faces import DEFAULT_DETECTOR, DETECTION_MAX_SIDE, crop_square, face_shape, make_detector, to_channels
+from agegender import BUNDLED_MODEL, ENGINES, atomic
+from agegender.faces import (DEFAULT_DETECTOR, DETECTION_MAX_SIDE, ImageError, crop_square, face_shape,
+                             make_detector, read_image, to_channels)
 from agegender.export import in_memory_tflite_runner, model_runner
 from agegender.model import expected_age, load_model
 
-ENGINES = {"tensorflow": model_runner, "tflite": in_memory_tflite_runner}  # model -> faces -> probabilities
-
-
-class ImageError(AgeGenderError):
-    """An image that cannot be read."""
-
-
-def read_image(path):
-    """A BGR image from a file, or ImageError naming the file and what is wrong."""
-    if not os.path.isfile(path):
-        raise ImageError(f"{path}: no such file")
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageError(f"{path}: not an image OpenCV can read (corrupt or unsupported format)")
-    return image
+RUNNERS = {"tensorflow": model_runner, "tflite": in_memory_tflite_runner}  # by engine: model -> faces -> probabilities
 
 
 @dataclass
@@ -61,11 +47,11 @@ class Predictor:
         """engine: "tensorflow", or "tflite": the model converted to TFLite float32 when loaded (1-2 s),
         faster for the one or two faces a webcam frame holds, with the same answers to 1e-5."""
         self.detector = make_detector(detector, max_side=detector_max_side)
-        if engine not in ENGINES:
+        if engine not in RUNNERS:
             raise ValueError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
         self.model_folder = model_folder
         self.model, self.description = load_model(model_folder) if use_model else (None, None)
-        self.probabilities = ENGINES[engine](self.model) if use_model else None
+        self.probabilities = RUNNERS[engine](self.model) if use_model else None
         self.channels = self.model.channels if use_model else 1  # of the faces the model takes: 1 gray, 3 RGB
 
     def classify(self, faces):

@@ -8,9 +8,8 @@ import argparse
 import json
 import sys
 
-from agegender import cli, video
+from agegender import BUNDLED_MODEL, ENGINES, cli
 from agegender.faces import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
-from agegender.predict import BUNDLED_MODEL, ENGINES, Predictor
 
 # Detecting on frames shrunk to this side costs a third of full 640x480 and finds the same faces
 # (measured on faces from UTKFace placed in 640x480 frames: 56 of 60 either way).
@@ -31,6 +30,9 @@ def label_video():
     parser.add_argument("--max-frames", type=cli.positive_int, help="stop after this many frames")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     arguments = parser.parse_args()
+    # Imported once the options are known to be good: TensorFlow's import alone takes seconds.
+    from agegender import video
+    from agegender.predict import Predictor
     display = not arguments.no_display and video.display_available()
     if not arguments.no_display and not display:
         print("no display available: running headless (see --out to keep the annotated video)", file=sys.stderr)

@@ -21,15 +21,14 @@ import sys
 import tempfile
 import time
 
-from agegender.faces import DEFAULT_DETECTOR, DETECTORS  # OpenCV only, no TensorFlow
+# None of these imports TensorFlow: loaded into this process, it made its children (the dataset build's
+# workers) measure 600 MB instead of 240 MB. What needs it runs in a child process.
+from agegender import ENGINES
+from agegender.faces import DEFAULT_DETECTOR, DETECTORS
 from face_video import SHARED_UTKFACE, make_face_video
 from stores import default_store, model_channels
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-# agegender.predict.ENGINES; importing it would load TensorFlow into this process, whose children (the
-# dataset build's workers) then measured 600 MB instead of 240 MB.
-ENGINES = ("tensorflow", "tflite")
 
 # A training step costs about three forward passes: the forward, and a backward twice as costly.
 TRAIN_FLOP_PER_FORWARD = 3
@@ -114,7 +113,7 @@ print(forward_flops(load_model({model!r})[0]) / 1e9)
 
 def forward_gflop(model_folder):
     """GFLOP inference spends on one face of this model, counted from its graph in a child process
-    (TensorFlow stays out of this one; see ENGINES)."""
+    (TensorFlow stays out of this one; see the imports)."""
     stdout, _, _ = run([sys.executable, "-c", FLOPS_SNIPPET.format(model=model_folder)])
     return float(stdout.strip().splitlines()[-1])
 

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from agegender import BUNDLED_MODEL, store
+from agegender import BUNDLED_MODEL, ENGINES, store
 from agegender.faces import HaarDetector, chip_box, crop_square
-from agegender.predict import Predictor
+from agegender.predict import RUNNERS, Predictor
 from conftest import UTKFACE, copy_utkface, run_script, utkface_names
 from video_of_faces import make_face_video
 
@@ -139,6 +139,7 @@ def face_video(tmp_path_factory):
 
 
 def test_tflite_engine_gives_the_tensorflow_answers_on_real_faces(model, utk_store):
+    assert tuple(RUNNERS) == ENGINES  # the engines the commands offer before importing TensorFlow
     faces, _ = store.load_split(utk_store, "test", limit=40)
     expected = Predictor(model).classify(faces)
     lite = Predictor(model, engine="tflite")

@@ -40,9 +40,10 @@ finally:
 """
 
 
-@pytest.mark.parametrize("script", ["joint/jointly.py", "gender/gender.py", "age/age.py", "joint/export.py"])
+@pytest.mark.parametrize("script", ["joint/jointly.py", "gender/gender.py", "age/age.py", "joint/export.py",
+                                    "detect.py", "joint/real_time.py"])
 def test_a_wrong_option_is_refused_before_tensorflow_is_imported(script):
-    """TensorFlow's import takes seconds: a typo in a training or export option is answered at once."""
+    """TensorFlow's import takes seconds: a typo in an option is answered at once."""
     refused = subprocess.run([sys.executable, "-c", WRONG_OPTION.format(script=script)], cwd=ROOT,
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and refused.stderr.startswith("error: unrecognized arguments") \
