@@ -296,7 +296,8 @@ def save_model(model, folder, metadata):
     """
     description = {"architecture": model.architecture, "face_size": FACE_SIZE, "channels": model.channels,
                    "width": model.width, "input_size": model.input_size, "dropout": model.dropout,
-                   "class_counts": model.class_counts, "temperatures": model.temperatures, "flip_average": model.flip_average, **metadata}
+                   "class_counts": model.class_counts, "temperatures": model.temperatures,
+                   "flip_average": model.flip_average, **metadata}
     with atomic.replacing_folder(folder, MODEL_JSON, "a model folder") as temporary:
         atomic.write_json(os.path.join(temporary, MODEL_JSON), description)
         np.savez_compressed(os.path.join(temporary, WEIGHTS), **model.weights())

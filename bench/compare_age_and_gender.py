@@ -82,7 +82,7 @@ def run_package(paths):
     process = subprocess.run([side_python(), "-c", SNIPPET], input=json.dumps(paths), capture_output=True,
                              text=True)
     if process.returncode != 0:
-        raise SystemExit(f"{PACKAGE} failed:\n{process.stderr[-3000:]}")
+        raise SystemExit(f"error: {PACKAGE} failed:\n{process.stderr[-3000:]}")
     output = json.loads(process.stdout.strip().splitlines()[-1])
     found = [r or [0, None, None] for r in output["results"]]
     gender = np.array([GENDER_NAMES.index(g) if g else -1 for _, g, _ in found])
@@ -114,7 +114,8 @@ def run_ours(model, images, edges):
     `images`, and faces per second."""
     predictor = Predictor(model)
     if list(predictor.description["age_edges"]) != list(edges):
-        raise SystemExit(f"{model}: age edges {predictor.description['age_edges']} differ from the store's {edges}")
+        raise SystemExit(f"error: {model}: age edges {predictor.description['age_edges']} differ from the "
+                         f"store's {edges}")
     predictor.classify(images[:64])  # warm-up: the first call traces the graph
     started = time.perf_counter()
     chunks = [predictor.classify(images[i:i + 256]) for i in range(0, len(images), 256)]
@@ -165,7 +166,7 @@ def main():
     # Keys are "<dataset>/<file name>"; the rows follow the shards' order, so row i is stored face i.
     stored = list(zip(labels["age"].tolist(), labels["gender"].tolist()))
     if [(int(r["age"]), int(r["gender"])) for r in index] != stored:
-        raise SystemExit(f"{data}: test/index.csv does not match the stored labels")
+        raise SystemExit(f"error: {data}: test/index.csv does not match the stored labels")
     paths = [os.path.join(arguments.faces, r["key"].split("/", 1)[1]) for r in index]
 
     print(f"scoring {len(paths)} test faces with {PACKAGE} ...", file=sys.stderr, flush=True)
