@@ -364,6 +364,9 @@ def check_description(description, json_path):
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 8:
         raise ModelError(f"{json_path}: width {width!r}, not a number from 0 to 8; copy model.json again "
                          "from the run that trained it")
+    if width != 1 and description["architecture"] == OriginalCNN.architecture:
+        raise ModelError(f"{json_path}: width {width!r}, but the original architecture's channels are fixed; "
+                         "copy model.json again from the run that trained it")
     try:
         counts, names, edges = description["class_counts"], description["classes"], description["age_edges"]
         unknown = [task for task in counts if task not in TASK_LABEL]

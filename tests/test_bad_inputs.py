@@ -300,6 +300,12 @@ def width_of_a_word(model):
     return path
 
 
+def width_of_the_original(model):
+    path = os.path.join(model, "model.json")
+    edit_json(path, lambda description: description.update(architecture="original", width=1.2))
+    return path
+
+
 def age_edges_of_two(model):
     path = os.path.join(model, "model.json")
     edit_json(path, lambda description: description.update(age_edges=[30, 60]))
@@ -377,6 +383,8 @@ CASES = [
     pytest.param(1, "class names are ['a', 'b', 'd']", damaged_model(class_names_of_three), id="model.json 3 names"),
     pytest.param(1, "the age edges [30, 60] give", damaged_model(age_edges_of_two), id="model.json 2 edges"),
     pytest.param(1, "width 'wide', not a number", damaged_model(width_of_a_word), id="model.json width a word"),
+    pytest.param(1, "width 1.2, but the original architecture's channels are fixed",
+                 damaged_model(width_of_the_original), id="model.json width of the original"),
     pytest.param(1, "unknown task 'age' (the tasks are gender, age_group, ", damaged_model(task_renamed("age_group", "age")),
                  id="model.json of an older version"),
     pytest.param(1, "damaged model", damaged_model(weights_cut_short, "detect.py"), id="detect damaged model"),
