@@ -3,7 +3,8 @@
 Data flows one way, and each module imports only what lies upstream of it:
 labels -> faces -> sources -> store -> wash; store -> pipeline; labels, faces, store -> model; evaluate,
 plots -> report (what a run writes down); train_options (a run's options, free of TensorFlow), pipeline,
-model, evaluate, report -> train; and model -> export (SavedModel, TFLite) -> predict -> video. Beneath
+model, evaluate, report -> train; model -> export (SavedModel, TFLite) -> predict -> video; and pipeline,
+predict, evaluate -> scoring (a model's answers and figures on labelled faces). Beneath
 them all: errors (the base exception), atomic (files and folders renamed into place), quiet_tensorflow;
 above them, cli (the scripts' options), then a module per command, each script's command line and main()
 (the installed command; the script at the course's path calls it): wash_cli, train_cli (the three

@@ -9,7 +9,7 @@ import argparse
 import numpy as np
 
 from agegender import cli, evaluate
-from agegender.evaluate_cli import answer_figures, labelled_batches, model_answers
+from agegender.scoring import answer_figures, labelled_batches, model_answers
 from agegender.predict import Predictor
 from stores import default_store
 

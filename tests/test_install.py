@@ -41,7 +41,7 @@ finally:
 
 
 @pytest.mark.parametrize("script", ["joint/jointly.py", "gender/gender.py", "age/age.py", "joint/export.py",
-                                    "detect.py", "joint/real_time.py"])
+                                    "detect.py", "joint/real_time.py", "joint/test_model.py"])
 def test_a_wrong_option_is_refused_before_tensorflow_is_imported(script):
     """TensorFlow's import takes seconds: a typo in an option is answered at once."""
     refused = subprocess.run([sys.executable, "-c", WRONG_OPTION.format(script=script)], cwd=ROOT,

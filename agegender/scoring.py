@@ -1,0 +1,108 @@
+"""A trained model's answers to labelled faces, and its figures on them: a store's split streamed, or a
+raw UTKFace folder read whole; temperatures fitted on the valid split. What joint/test_model.py
+(evaluate_cli) and bench/ensemble.py measure with."""
+import os
+
+import numpy as np
+
+from agegender import atomic, evaluate, labels, pipeline, plots, sources, store, wash
+from agegender.model import MODEL_JSON, TASK_LABEL, check_store_channels, expected_age, load_model
+from agegender.predict import Predictor
+from agegender.progress import Progress
+
+BATCH_SIZE = 256
+LABELS = ("age", "gender", "race")
+
+
+def labelled_batches(data, split, predictor):
+    """Batches (faces uint8 as the predictor's model takes them, {"age", "gender", "race"} arrays) of a
+    store's split, streamed (an IMDB-WIKI test split is about 750 MB of faces), or of a raw UTKFace
+    folder; ModelError for a store of other channels than the model's."""
+    if not os.path.isfile(os.path.join(data, store.MANIFEST)):
+        faces, face_labels = raw_faces(data, color=predictor.channels == 3)
+        for start in range(0, len(faces), BATCH_SIZE):
+            yield faces[start:start + BATCH_SIZE], {name: face_labels[name][start:start + BATCH_SIZE] for name in LABELS}
+        return
+    check_store_channels(predictor.channels, data, predictor.model_folder)
+    for images, batch_labels in pipeline.split_dataset(data, split, BATCH_SIZE):
+        yield images.numpy(), {name: batch_labels[name].numpy() for name in LABELS}
+
+
+def raw_faces(data, color):
+    """(faces uint8 (n,128,128), or with color (n,128,128,3), {"age", "gender", "race"} arrays) from a
+    raw UTKFace folder."""
+    records = [r for r in sources.read_utkface(data) if wash.label_problem(r, wash.WashOptions()) is None]
+    faces, kept = [], []
+    progress = Progress(len(records), "reading faces")
+    for record in records:
+        problem, face, _, _ = wash.load_face(record, detect=False, color=color)  # the crop the store would hold
+        if not problem:
+            faces.append(face)
+            kept.append(record)
+        progress.update()
+    progress.close()
+    if not faces:
+        raise sources.SourceError(f"{data}: no readable, labelled face")
+    return np.stack(faces), {"age": np.array([r.age for r in kept]), "gender": np.array([r.gender for r in kept]),
+                             "race": np.array([r.race for r in kept])}
+
+
+def model_answers(predictor, batches):
+    """(probabilities per task, the faces' labels) over labelled batches."""
+    classes = predictor.description["classes"]
+    probabilities, label_parts = {task: [] for task in classes}, {name: [] for name in LABELS}
+    for faces, batch_labels in batches:
+        for task, values in predictor.classify(faces).items():
+            probabilities[task].append(values)
+        for name in LABELS:
+            label_parts[name].append(batch_labels[name])
+    if not label_parts["age"]:
+        raise store.StoreError("no faces to evaluate: the split is empty")
+    probabilities = {task: np.concatenate(parts) for task, parts in probabilities.items()}
+    face_labels = {name: np.concatenate(parts) for name, parts in label_parts.items()}
+    # Age groups from the raw age with the model's own edges: a store may have been washed with others.
+    face_labels["age_group"] = labels.age_group(face_labels["age"], predictor.description["age_edges"])
+    return probabilities, face_labels
+
+
+def calibrate(model_folder, data, flip_average):
+    """Fit each classification head's temperature on the store's valid split and store it, with
+    flip_average, in the model's model.json. The log-probabilities are the logits up to a constant per
+    face, so the new temperature multiplies the one the model already has."""
+    model, description = load_model(model_folder)
+    check_store_channels(model.channels, data, model_folder)  # before model.json changes
+    atomic.write_json(os.path.join(model_folder, MODEL_JSON), {**description, "flip_average": flip_average})
+    predictor = Predictor(model_folder)
+    probabilities, face_labels = model_answers(predictor, labelled_batches(data, "valid", predictor))
+    temperatures = dict(predictor.model.temperatures)
+    for task, values in probabilities.items():
+        if task != "exact_age":
+            truth = face_labels[TASK_LABEL[task]]
+            temperatures[task] *= evaluate.fit_temperature(np.log(np.maximum(values, 1e-30)), truth)
+    atomic.write_json(os.path.join(model_folder, MODEL_JSON), {**predictor.description, "temperatures": temperatures})
+    return temperatures
+
+
+def answer_figures(description, probabilities, face_labels):
+    """evaluate.report's figures for a model's answers (model_answers) to labelled faces: the most
+    probable class per head, the expected age from the exact-age head."""
+    predicted = {task: expected_age(values) if task == "exact_age" else np.argmax(values, axis=1)
+                 for task, values in probabilities.items()}
+    truth = {task: face_labels[TASK_LABEL[task]] for task in description["classes"]}
+    return evaluate.report(description["classes"], truth, predicted, face_labels, description["age_edges"],
+                           probabilities)
+
+
+def evaluate_model(predictor, batches, out):
+    """Figures and confusion matrices (PNG in `out`) for the model's answers on labelled batches."""
+    classes = predictor.description["classes"]
+    probabilities, face_labels = model_answers(predictor, batches)
+    faces_count = len(face_labels["age"])
+    figures = answer_figures(predictor.description, probabilities, face_labels)
+    os.makedirs(out, exist_ok=True)
+    for task in classes:
+        figures[task]["confusion_png"] = os.path.join(out, f"confusion_{task}.png")
+        plots.plot_confusion(*evaluate.confusion_of(figures[task]),
+                             f"{task} ({faces_count} faces)\n{evaluate.headline(task, figures[task])}",
+                             figures[task]["confusion_png"])
+    return figures
