@@ -174,6 +174,7 @@ class Trainer:
                                  dropout=config.dropout, seed=config.seed, input_size=config.input_size,
                                  channels=self.channels, width=config.width)
         self.balance = TaskBalance(self.tasks) if len(self.tasks) > 1 else None
+        self.teacher = load_teacher(config.teacher, self) if config.teacher else None
         if config.schedule == "cosine":
             schedule = tf.keras.optimizers.schedules.CosineDecay(
                 config.learning_rate / 10, max(1, config.max_epochs - 1) * self.steps_per_epoch,
@@ -205,22 +206,26 @@ class Trainer:
 
     # -- the step ------------------------------------------------------------------------------------
 
-    def face_losses(self, logits, batch_labels, training):
+    def face_losses(self, logits, batch_labels, training, teacher=None):
         """Per task, each face's loss: cross-entropy (exact age: against a Gaussian around the true age,
-        plus the expected age's error in years); in training, label smoothing and class weights too."""
+        plus the expected age's error in years); in training, label smoothing and class weights too.
+        teacher: per task, the teacher's probabilities for the same faces, blended into the targets
+        (config.teacher_share of them) of the tasks it has."""
         losses = {}
         for task, task_logits in logits.items():
             truth = batch_labels[TASK_LABEL[task]]
             if task == "exact_age":
-                per_face = tf.nn.softmax_cross_entropy_with_logits(soft_age_labels(truth), task_logits)
-                if self.config.expected_age_loss:
-                    per_face += self.config.expected_age_loss * tf.abs(
-                        predicted_values(task, task_logits) - tf.cast(truth, tf.float32))
+                targets = soft_age_labels(truth)
             else:
                 classes = task_logits.shape[-1]
                 smoothing = self.config.label_smoothing if training else 0.0  # valid losses stay plain
                 targets = tf.one_hot(truth, classes) * (1 - smoothing) + smoothing / classes
-                per_face = tf.nn.softmax_cross_entropy_with_logits(targets, task_logits)
+            if teacher and task in teacher:
+                targets = (1 - self.config.teacher_share) * targets + self.config.teacher_share * teacher[task]
+            per_face = tf.nn.softmax_cross_entropy_with_logits(targets, task_logits)
+            if task == "exact_age" and self.config.expected_age_loss:
+                per_face += self.config.expected_age_loss * tf.abs(
+                    predicted_values(task, task_logits) - tf.cast(truth, tf.float32))
             if training and self.class_weights is not None and task in self.class_weights:
                 per_face *= tf.gather(self.class_weights[task], truth)
             if task == "race":  # -1: the source does not say (IMDB-WIKI)
@@ -234,12 +239,16 @@ class Trainer:
             seed = tf.stack([tf.constant(self.config.seed, tf.int64), tf.cast(self.optimizer.iterations, tf.int64)])
             shares = mixup_shares(tf.shape(images)[0], self.config.mixup, seed)
             images = mix_faces(images, shares)
+        # The teacher sees the faces the network sees, augmented (and mixed) alike.
+        teacher = (tf.nest.map_structure(tf.stop_gradient, self.teacher.calibrated_probabilities(images))
+                   if self.teacher else None)
         with tf.GradientTape() as tape:
             logits = self.model(images, training=True)
-            face_losses = self.face_losses(logits, batch_labels, training=True)
+            face_losses = self.face_losses(logits, batch_labels, training=True, teacher=teacher)
             if self.config.mixup:  # each loss is linear in the targets: the blend of the two faces' losses
                 partner_losses = self.face_losses(
-                    logits, {name: tf.reverse(labels, axis=[0]) for name, labels in batch_labels.items()}, training=True)
+                    logits, {name: tf.reverse(labels, axis=[0]) for name, labels in batch_labels.items()},
+                    training=True, teacher=teacher)
                 face_losses = {task: shares * loss + (1 - shares) * partner_losses[task]
                                for task, loss in face_losses.items()}
             objective = self.balance(face_losses) if self.balance else tf.add_n(list(face_losses.values()))
@@ -453,6 +462,23 @@ class Trainer:
         self.checkpoint.restore(latest).assert_existing_objects_matched()
         self.history = read_history(run, int(self.epoch))
         return True
+
+
+def load_teacher(folder, trainer):
+    """The saved model a run learns from beside the labels (--teacher), once it is known to fit the run:
+    faces of the store's channels, the store's age groups, and at least one of the run's tasks."""
+    teacher, description = load_model(folder)
+    shared = [task for task in trainer.tasks if task in teacher.class_counts]
+    if teacher.channels != trainer.channels:
+        raise TrainError(f"{folder}: the teacher takes {COLOURS[teacher.channels]} faces but the store "
+                         f"{trainer.store_folder} holds {COLOURS[trainer.channels]} ones; use a teacher trained on it")
+    if not shared:
+        raise TrainError(f"{folder}: the teacher answers {', '.join(teacher.class_counts)}, none of the tasks this "
+                         f"run learns ({', '.join(trainer.tasks)}); use a teacher trained on one of them")
+    if "age_group" in shared and tuple(description["age_edges"]) != trainer.age_edges:
+        raise TrainError(f"{folder}: the teacher's age groups end at {description['age_edges']}, the store's at "
+                         f"{list(trainer.age_edges)}; use a teacher trained on this store's groups")
+    return teacher
 
 
 def saved_channels(run):

@@ -56,6 +56,8 @@ def parse_arguments(tasks):
     config = TrainConfig(tasks=tasks, **given)
     if config.width != 1.0 and config.architecture != "improved":
         parser.error("--width: the original architecture's channels are fixed; add --arch improved")
+    if "teacher_share" in given and not config.teacher:
+        parser.error("--teacher-share: there is no teacher to share the targets with; add --teacher MODEL")
     return arguments, config
 
 

@@ -84,5 +84,14 @@ class TrainConfig:
         "weight classes by inverse frequency in the loss (the age groups are imbalanced)"))
     race_head: bool = field(default=False, metadata=cli.option(
         "also learn the race (UTKFace) as an auxiliary task; saved models have no race head"))
+    # Knowledge distillation (Hinton et al. 2015; born-again networks, Furlanello et al. 2018): a share
+    # of each target is a trained model's calibrated answer for the same augmented face, which says how
+    # alike the classes look where the labels say only which one is right (and are noisy for ages).
+    teacher: str = field(default="", metadata=cli.option(
+        "a saved model folder whose calibrated answers the network also learns from, on every task the "
+        "two share (knowledge distillation)", default_text="none"))
+    teacher_share: float = field(default=0.5, metadata=cli.option(
+        "with --teacher: share of each target that is the teacher's answer, the rest the label's",
+        type=cli.fraction))
     seed: int = field(default=0, metadata=cli.option(
         "seed of the initial weights, the shuffling and the augmentation", type=cli.non_negative_int))

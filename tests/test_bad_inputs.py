@@ -172,6 +172,29 @@ def train_with(*options):
     return case
 
 
+def train_with_a_missing_teacher(here, assets):
+    return ["joint/jointly.py", "--data", assets.store, "--run", here / "run", "--teacher", here / "no-model"], \
+        here / "no-model"
+
+
+def train_age_with_a_gender_teacher(here, assets):
+    model = copy_model(here / "model")
+
+    def gender_only(description):
+        for field in ("class_counts", "temperatures", "classes"):
+            del description[field]["age_group"]
+        description["tasks"] = ["gender"]
+    edit_json(os.path.join(model, "model.json"), gender_only)
+    return ["age/age.py", "--data", assets.store, "--run", here / "run", "--teacher", model], model
+
+
+def train_with_a_teacher_of_other_age_groups(here, assets):
+    model = copy_model(here / "model")
+    edit_json(os.path.join(model, "model.json"), lambda description: description.update(
+        age_edges=[25, 46, 60], classes={**description["classes"], "age_group": ["0-24", "25-45", "46-59", "60+"]}))
+    return ["joint/jointly.py", "--data", assets.store, "--run", here / "run", "--teacher", model], model
+
+
 def train_on_missing_store(here, assets):
     return ["joint/jointly.py", "--data", here / "no-store", "--run", here / "run"], here / "no-store"
 
@@ -364,6 +387,13 @@ CASES = [
     pytest.param(2, "at least 1", train_with("--patience", "0"), id="train --patience 0"),
     pytest.param(2, "the original architecture's channels are fixed", train_with("--width", "1.2"),
                  id="train --width of the original"),
+    pytest.param(2, "there is no teacher to share the targets with", train_with("--teacher-share", "0.5"),
+                 id="train --teacher-share without a teacher"),
+    pytest.param(1, "not a saved model (model.json missing)", train_with_a_missing_teacher, id="train --teacher missing"),
+    pytest.param(1, "none of the tasks this run learns (age_group)", train_age_with_a_gender_teacher,
+                 id="train --teacher of other tasks"),
+    pytest.param(1, "the teacher's age groups end at [25, 46, 60], the store's at [30, 46, 60]",
+                 train_with_a_teacher_of_other_age_groups, id="train --teacher of other age groups"),
     pytest.param(1, "not a dataset store", train_on_missing_store, id="train on a missing store"),
     pytest.param(1, "fewer than one batch", train_batch_larger_than_the_split, id="train batch > split"),
     pytest.param(1, "is not a run folder", train_force_onto_a_folder_of_documents, id="train --force onto documents"),

@@ -1,17 +1,18 @@
 """Training's pure parts on small tensors: soft age targets, read-outs, augmentation, mixup, task balance,
-LRN, the improved network's width."""
+LRN, the improved network's width, a teacher's share of the targets."""
 import json
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from agegender import train_options
+from agegender import BUNDLED_MODEL, train_options
 from agegender.model import (ARCHITECTURES, ModelError, build_model, forward_flops, load_model,
                              local_response_normalization, save_model, task_classes)
 from agegender.pipeline import EDGE_FEATHER, augment_batch, edge_backgrounds_batch, photo_conditions_batch, split_dataset
-from agegender.train import (EXACT_AGE_SIGMA, TaskBalance, mix_faces, mixup_shares, predicted_values,
+from agegender.train import (EXACT_AGE_SIGMA, TaskBalance, Trainer, mix_faces, mixup_shares, predicted_values,
                              soft_age_labels)
+from agegender.train_options import TrainConfig
 
 
 def test_the_training_options_offer_every_network_the_model_module_builds():
@@ -180,3 +181,30 @@ def test_edge_backgrounds_feather_half_the_faces_into_another_face_upside_down(u
         blend = edged[i, 2, side // 2].astype(float)
         low, high = sorted((float(faces[i, 2, side // 2, 0]), float(backgrounds[i, 2, side // 2, 0])))
         assert low - 1 <= blend[0] <= high + 1
+
+
+def cross_entropy(targets, logits):
+    return -(targets * tf.nn.log_softmax(logits).numpy()).sum(axis=1)
+
+
+def test_a_teacher_takes_its_share_of_the_targets_of_the_tasks_it_answers(utk_store, tmp_path):
+    config = TrainConfig(architecture="improved", exact_age=True, input_size=96, race_head=True, label_smoothing=0.1,
+                         teacher=BUNDLED_MODEL, teacher_share=0.3)
+    trainer = Trainer(utk_store, tmp_path / "run", config)
+    images, labels = next(iter(split_dataset(utk_store, "valid", 16)))
+    teacher = trainer.teacher.calibrated_probabilities(images)
+    assert set(teacher) == {"gender", "age_group", "exact_age"}  # the bundled model has no race head
+    logits = {task: tf.constant(np.random.default_rng(2).normal(size=(16, count)), tf.float32)
+              for task, count in trainer.model.class_counts.items()}
+    losses = trainer.face_losses(logits, labels, training=True, teacher=teacher)
+    for task in ("gender", "age_group"):
+        classes = logits[task].shape[1]
+        label_targets = np.eye(classes)[labels[task].numpy()] * 0.9 + 0.1 / classes
+        targets = 0.7 * label_targets + 0.3 * teacher[task].numpy()
+        np.testing.assert_allclose(losses[task].numpy(), cross_entropy(targets, logits[task]), rtol=1e-5)
+    targets = 0.7 * soft_age_labels(labels["age"]).numpy() + 0.3 * teacher["exact_age"].numpy()
+    np.testing.assert_allclose(losses["exact_age"].numpy(), cross_entropy(targets, logits["exact_age"]), rtol=1e-5)
+    # Race, which the teacher does not answer, is learned from its labels alone.
+    without = trainer.face_losses(logits, labels, training=True)
+    np.testing.assert_allclose(losses["race"].numpy(), without["race"].numpy())
+    assert not np.allclose(losses["gender"].numpy(), without["gender"].numpy())
