@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Train one of the bundled models on the shared UTKFace faces, then print its test figures beside the
-# bundled one's:
+# Train one of the bundled models on the shared UTKFace faces, then print its valid figures beside the
+# bundled one's (what a run is chosen on; its test figures are looked at once, when it is bundled):
 #   bash bench/train_bundled.sh improved --seed 1   # models/improved, the default model (about an hour on 2 cores)
 #   bash bench/train_bundled.sh joint      # models/joint, the original CNN for coursework (about 30 minutes)
 # Both recipes: a cosine schedule with one warm-up epoch, rotations and zooms, label smoothing 0.1, and
@@ -26,8 +26,10 @@ RUN=${RUN:-runs/bundled-$model}
 resume=$([ -f "$RUN/config.json" ] && echo --resume || true)
 # shellcheck disable=SC2086  # the options are words
 $PYTHON joint/jointly.py --data data/utk --run "$RUN" $resume --quiet $options "$@"
-$PYTHON bench/results_table.py "models/$model" "$RUN"
+$PYTHON bench/ablation_table.py "models/$model" "$RUN"
 echo "to bundle it: cp $RUN/model/model.json $RUN/model/weights.npz $RUN/metrics.json models/$model/"
 if [ "$model" = joint ]; then  # as bundled: each face averaged with its mirror image (bench/RESULTS.md)
     echo "then: $PYTHON joint/test_model.py --data data/utk --model models/joint --calibrate --flip-average"
+else
+    echo "then its test figures, once: $PYTHON bench/results_table.py models/$model"
 fi

@@ -645,3 +645,27 @@ def test_the_results_table_explains_its_options_and_refuses_a_missing_source_bef
     refused = run_case(["bench/results_table.py", JOINT_MODEL, "missing-run"], tmp_path)
     assert (refused.returncode, refused.stdout) == (1, ""), refused.stdout  # no table begun
     assert error_line(refused) == "error: missing-run/metrics.json: No such file or directory"
+
+
+def test_the_ablation_table_takes_the_best_epoch_and_the_last_five_and_refuses_a_file_without_epochs(tmp_path):
+    # Seven epochs of a run with the exact age: the best valid score is at epoch 3 (and again at 6, which
+    # early stopping would not have taken); the last five are epochs 3 to 7.
+    scores = [0.60, 0.70, 0.80, 0.70, 0.75, 0.80, 0.65]
+    history = [{"epoch": epoch, "valid_score": score, "seconds": 60.0, "images_per_second": 100.0 * epoch,
+                "valid": {"gender": {"accuracy": 0.9 + epoch / 1000}, "age_group": {"accuracy": 0.7},
+                          "exact_age": {"mae": 5.0 + epoch / 10, "cs5": 0.6}}}
+               for epoch, score in enumerate(scores, start=1)]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps({"history": history}))
+    table = run_case(["bench/ablation_table.py", "run"], tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[2] == (
+        "| `run` | 3 / 7 | 0.9030, 0.7000, 5.30, 0.6000 | 0.8000 | 0.9050, 0.7000, 5.50, 0.6000; 0.7400 | 7.0 | 400 |")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "metrics.json").write_text("{}")
+    refused = run_case(["bench/ablation_table.py", "run", "broken"], tmp_path)
+    assert (refused.returncode, refused.stdout) == (1, ""), refused.stdout  # no table begun
+    assert error_line(refused) == "error: broken/metrics.json: not the metrics.json of a training run (no epochs in it)"
+    # The original architecture learns no exact age: its cells say so.
+    joint = run_case(["bench/ablation_table.py", JOINT_MODEL], tmp_path)
+    assert joint.returncode == 0 and ", -, - | " in joint.stdout.splitlines()[2], joint.stderr
