@@ -195,6 +195,16 @@ def train_with_a_teacher_of_other_age_groups(here, assets):
     return ["joint/jointly.py", "--data", assets.store, "--run", here / "run", "--teacher", model], model
 
 
+def train_with_a_colour_teacher(here, assets):
+    from agegender.model import build_model, save_model  # TensorFlow, for this case alone
+    with open(os.path.join(JOINT_MODEL, "model.json"), encoding="utf-8") as file:
+        description = json.load(file)
+    model = here / "colour-model"
+    save_model(build_model("original", description["class_counts"], channels=3), model,
+               {"classes": description["classes"], "age_edges": description["age_edges"]})
+    return ["joint/jointly.py", "--data", assets.store, "--run", here / "run", "--teacher", model], model
+
+
 def train_on_missing_store(here, assets):
     return ["joint/jointly.py", "--data", here / "no-store", "--run", here / "run"], here / "no-store"
 
@@ -394,6 +404,8 @@ CASES = [
                  id="train --teacher of other tasks"),
     pytest.param(1, "the teacher's age groups end at [25, 46, 60], the store's at [30, 46, 60]",
                  train_with_a_teacher_of_other_age_groups, id="train --teacher of other age groups"),
+    pytest.param(1, "the teacher takes RGB faces but the store", train_with_a_colour_teacher,
+                 id="train --teacher of other channels"),
     pytest.param(1, "not a dataset store", train_on_missing_store, id="train on a missing store"),
     pytest.param(1, "fewer than one batch", train_batch_larger_than_the_split, id="train batch > split"),
     pytest.param(1, "is not a run folder", train_force_onto_a_folder_of_documents, id="train --force onto documents"),
