@@ -36,12 +36,11 @@ def row_of(source):
     path = os.path.join(source, "metrics.json")
     with open(path, encoding="utf-8") as file:
         try:
-            history = json.load(file)["history"]
-        except (ValueError, KeyError, TypeError):
+            metrics = json.load(file)
+            history = metrics["history"]
+            best = next(epoch for epoch in history if epoch["epoch"] == metrics["best_epoch"])  # report.py's choice
+        except (ValueError, KeyError, TypeError, StopIteration):
             raise AgeGenderError(f"{path}: not the metrics.json of a training run (no epochs in it)") from None
-    if not history:
-        raise AgeGenderError(f"{path}: the run has not finished an epoch yet")
-    best = max(history, key=lambda epoch: epoch["valid_score"])  # the first of equals, as early stopping
     last = history[-LAST_EPOCHS:]
     last_figures = [statistics.mean(values) if None not in values else None
                     for values in zip(*(valid_figures(epoch) for epoch in last))]
