@@ -10,6 +10,7 @@ A run folder holds everything a run writes (the reports by report.py, config.jso
     confusion_<task>.png confusion matrices on the test split
     logs/                TensorBoard logs (tensorboard --logdir runs)
 """
+import contextlib
 import json
 import math
 import os
@@ -184,10 +185,13 @@ class Trainer:
                 config.learning_rate, self.steps_per_epoch, config.learning_rate_decay, staircase=True)
         else:
             raise TrainError(f"unknown schedule {config.schedule!r}; choose exponential or cosine")
+        # With --ema-decay the optimizer also keeps the weights' moving average (Keras's own EMA), a
+        # checkpointed variable beside each weight.
+        averaging = {"use_ema": bool(config.ema_decay), "ema_momentum": config.ema_decay}
         if config.optimizer == "sgd":
-            self.optimizer = tf.keras.optimizers.SGD(schedule, momentum=config.momentum)
+            self.optimizer = tf.keras.optimizers.SGD(schedule, momentum=config.momentum, **averaging)
         elif config.optimizer == "adam":
-            self.optimizer = tf.keras.optimizers.Adam(schedule)
+            self.optimizer = tf.keras.optimizers.Adam(schedule, **averaging)
         else:
             raise TrainError(f"unknown optimizer {config.optimizer!r}; choose sgd or adam")
         # Weights n / (k * n_c) average 1 over the training faces, so weighted losses keep their scale.
@@ -387,18 +391,19 @@ class Trainer:
             epoch = int(self.epoch) + 1
             started = time.perf_counter()
             train_metrics, images_per_second = self.train_epoch(epoch, quiet)
-            self.refresh_running_statistics(epoch)
-            valid_metrics = self.validate()
-            # The share of valid faces each task gets right (exact age: within 5 years), averaged.
-            score = float(np.mean([valid_metrics[task].get("accuracy", valid_metrics[task].get("cs5"))
-                                   for task in self.shown_tasks]))
-            improved = score > float(self.best_score)
-            if improved:
-                self.best_score.assign(score)
-                self.epochs_without_improvement.assign(0)
-                save_model(self.shown_model(), os.path.join(self.run_folder, "model"), self.model_metadata(epoch))
-            else:
-                self.epochs_without_improvement.assign_add(1)
+            with self.averaged_weights():
+                self.refresh_running_statistics(epoch)
+                valid_metrics = self.validate()
+                # The share of valid faces each task gets right (exact age: within 5 years), averaged.
+                score = float(np.mean([valid_metrics[task].get("accuracy", valid_metrics[task].get("cs5"))
+                                       for task in self.shown_tasks]))
+                improved = score > float(self.best_score)
+                if improved:
+                    self.best_score.assign(score)
+                    self.epochs_without_improvement.assign(0)
+                    save_model(self.shown_model(), os.path.join(self.run_folder, "model"), self.model_metadata(epoch))
+                else:
+                    self.epochs_without_improvement.assign_add(1)
             entry = {"epoch": epoch, "train": train_metrics, "valid": valid_metrics, "valid_score": score,
                      "balance_log_variances": self.balance.values() if self.balance else {},
                      "learning_rate": float(self.optimizer.learning_rate),
@@ -410,6 +415,22 @@ class Trainer:
             if self.chief:
                 print(self.report.epoch_line(entry, improved), flush=True)
         return self.finish()
+
+    @contextlib.contextmanager
+    def averaged_weights(self):
+        """With --ema-decay, the weights' moving average in place of the weights until the block ends (its
+        batch normalisation averages refreshed inside it are for these weights); then the trained weights
+        back, for training to go on from."""
+        if not self.config.ema_decay:
+            yield
+            return
+        trained = [variable.numpy() for variable in self.variables]
+        self.optimizer.finalize_variable_values(self.variables)
+        try:
+            yield
+        finally:
+            for variable, value in zip(self.variables, trained):
+                variable.assign(value)
 
     def shown_model(self):
         """The model as saved: without the heads of auxiliary tasks."""

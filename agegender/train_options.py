@@ -93,5 +93,11 @@ class TrainConfig:
     teacher_share: float = field(default=0.5, metadata=cli.option(
         "with --teacher: share of each target that is the teacher's answer, the rest the label's",
         type=cli.fraction))
+    # Polyak averaging (an exponential moving average of the weights, as Inception-v3 and EfficientNet are
+    # evaluated): the network validated, saved and tested is the average of its recent steps' weights,
+    # which the noise of single steps moves less than the last step's weights.
+    ema_decay: float = field(default=0.0, metadata=cli.option(
+        "validate and save an exponential moving average of the weights, kept with this decay a step (0.998 "
+        "averages about the last 500 steps); 0: the weights as trained", type=cli.fraction))
     seed: int = field(default=0, metadata=cli.option(
         "seed of the initial weights, the shuffling and the augmentation", type=cli.non_negative_int))

@@ -67,6 +67,27 @@ def test_saved_model_reloads_with_the_same_predictions(utk_store, tmp_path):
     assert description["age_edges"] == [30, 46, 60] and description["tasks"] == ["age_group"]
 
 
+def test_weight_averaging_saves_the_average_and_trains_on_from_the_weights(utk_store, tmp_path):
+    config = TrainConfig(tasks=("gender",), max_epochs=1, batch_size=64, ema_decay=0.9)
+    trainer = Trainer(str(utk_store), str(tmp_path / "run"), config)
+    initial = trainer.model.weights()
+    trainer.fit(quiet=True)
+    saved, _ = load_model(str(tmp_path / "run" / "model"))
+    # The checkpoint holds the trained weights and, beside them, their average.
+    resumed = Trainer(str(utk_store), str(tmp_path / "resumed"), config)
+    latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    resumed.checkpoint.restore(latest).assert_existing_objects_matched()
+    trained = resumed.model.weights()
+    with resumed.averaged_weights():
+        averaged = resumed.model.weights()
+    after = resumed.model.weights()
+    for name, value in saved.weights().items():
+        np.testing.assert_array_equal(value, averaged[name], err_msg=name)  # the model saved is the average
+        np.testing.assert_array_equal(after[name], trained[name], err_msg=name)  # training goes on from these
+    assert all(not np.allclose(averaged[name], trained[name]) for name in ("gender/logits/kernel", "conv1/kernel"))
+    assert not np.allclose(averaged["conv1/kernel"], initial["conv1/kernel"])
+
+
 def test_per_task_scripts_train_only_their_head(utk_store, tmp_path):
     for script, task, other in (("gender/gender.py", "gender", "age_group"), ("age/age.py", "age_group", "gender")):
         run = tmp_path / task
