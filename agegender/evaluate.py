@@ -60,6 +60,9 @@ def expected_calibration_error(probabilities, truth, bins=15):
     return float(gap / max(1, len(truth)))
 
 
+TEMPERATURE_PRECISION = 1e-5  # of the fitted log(T): a factor of T within 1e-5 of 1 is no change at all
+
+
 def fit_temperature(logits, truth):
     """The T > 0 that makes softmax(logits / T) most likely on these faces (temperature scaling, Guo et
     al. 2017): one number per head, so the predicted class never changes, only how sure it looks."""
@@ -68,7 +71,8 @@ def fit_temperature(logits, truth):
     def negative_log_likelihood(log_temperature):
         return -log_softmax(logits / np.exp(log_temperature), axis=1)[np.arange(len(truth)), truth].mean()
 
-    return float(np.exp(minimize_scalar(negative_log_likelihood, bounds=(-3, 3), method="bounded").x))
+    return float(np.exp(minimize_scalar(negative_log_likelihood, bounds=(-3, 3), method="bounded",
+                                     options={"xatol": TEMPERATURE_PRECISION}).x))
 
 
 def calibrated(logits, temperature):

@@ -67,19 +67,23 @@ def model_answers(predictor, batches):
 
 def calibrate(model_folder, data, flip_average):
     """Fit each classification head's temperature on the store's valid split and store it, with
-    flip_average, in the model's model.json. The log-probabilities are the logits up to a constant per
-    face, so the new temperature multiplies the one the model already has."""
+    flip_average, in the model's model.json, written once at the end. The log-probabilities are the
+    logits up to a constant per face, so the new temperature multiplies the one the model already has;
+    a factor the fit cannot tell from 1 leaves it as it is, so a model calibrated on this split already
+    keeps its model.json unchanged."""
     model, description = load_model(model_folder)
-    check_store_channels(model.channels, data, model_folder)  # before model.json changes
-    atomic.write_json(os.path.join(model_folder, MODEL_JSON), {**description, "flip_average": flip_average})
-    predictor = Predictor(model_folder)
+    check_store_channels(model.channels, data, model_folder)
+    predictor = Predictor(model_folder, flip_average=flip_average)
     probabilities, face_labels = model_answers(predictor, labelled_batches(data, "valid", predictor))
     temperatures = dict(predictor.model.temperatures)
     for task, values in probabilities.items():
         if task != "exact_age":
-            truth = face_labels[TASK_LABEL[task]]
-            temperatures[task] *= evaluate.fit_temperature(np.log(np.maximum(values, 1e-30)), truth)
-    atomic.write_json(os.path.join(model_folder, MODEL_JSON), {**predictor.description, "temperatures": temperatures})
+            factor = evaluate.fit_temperature(np.log(np.maximum(values, 1e-30)), face_labels[TASK_LABEL[task]])
+            if abs(np.log(factor)) > evaluate.TEMPERATURE_PRECISION:
+                temperatures[task] *= factor
+    calibrated = {**predictor.description, "temperatures": temperatures}
+    if calibrated != description:
+        atomic.write_json(os.path.join(model_folder, MODEL_JSON), calibrated)
     return temperatures
 
 

@@ -1,6 +1,7 @@
 """Inference as a user meets it: the scripts run as subprocesses on real images and real-face video."""
 import json
 import os
+import shutil
 
 import cv2
 import numpy as np
@@ -129,6 +130,26 @@ def test_evaluate_a_store_a_raw_folder_and_an_image(model, utk_store, tmp_path):
     assert "2 face(s)" in single.stdout and (tmp_path / "png" / "group_faces.jpg").is_file()
     bad = run_script("joint/test_model.py", "--model", tmp_path / "no-model", "--data", utk_store, check=False)
     assert bad.returncode != 0 and "not a saved model" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_calibration_fits_the_temperatures_and_a_calibrated_model_stays_as_it_is(model, utk_store, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(model, copy)
+    trained = json.loads((copy / "model.json").read_text())
+    calibrate = ("joint/test_model.py", "--model", copy, "--data", utk_store, "--calibrate", "--out", tmp_path / "png")
+    result = run_script(*calibrate, "--flip-average")
+    assert "temperatures fitted on the valid split: gender" in result.stdout
+    flipped = json.loads((copy / "model.json").read_text())
+    assert flipped["flip_average"] and not trained["flip_average"]
+    assert flipped["temperatures"]["gender"] != trained["temperatures"]["gender"]
+    assert {key: value for key, value in flipped.items() if key not in ("flip_average", "temperatures")} == \
+        {key: value for key, value in trained.items() if key not in ("flip_average", "temperatures")}
+    run_script(*calibrate)
+    plain = (copy / "model.json").read_bytes()
+    assert not json.loads(plain)["flip_average"]
+    # Fitted again on the same faces, the temperatures are where they were: model.json is not rewritten.
+    run_script(*calibrate)
+    assert (copy / "model.json").read_bytes() == plain
 
 
 @pytest.fixture(scope="module")
