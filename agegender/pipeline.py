@@ -38,19 +38,28 @@ EXPOSURE_OFFSET = 32
 # the face changes with it; the scene benchmark's pasted faces lose 2.5 points of gender to their
 # feathered edge alone (bench/scene_conditions.py). The feather spans this share of the face's side.
 EDGE_FEATHER = (0.02, 0.15)
+# Random erasing (Zhong et al. 2020): a rectangle of the face replaced by noise, so that no one region
+# (the hair, the eyes) decides alone, as hands, glasses and hair hide parts of faces in photos. Its
+# area share and its height-to-width ratio (drawn log-uniform) are the paper's.
+ERASED_AREA = (0.02, 0.4)
+ERASED_ASPECT = (0.3, 1 / 0.3)
 
 
-def augment_batch(images, seed, rotate_and_zoom=False, photo_conditions=False, edge_backgrounds=False):
+def augment_batch(images, seed, rotate_and_zoom=False, photo_conditions=False, edge_backgrounds=False,
+                  random_erasing=0.0):
     """Random horizontal flips and shifts of up to 8 px, drawn per image from a stateless seed; with
     rotate_and_zoom, also rotations and zooms (one affine warp per face); with photo_conditions, also
     the losses of a face in a photo (photo_conditions_batch); with edge_backgrounds, half the faces'
-    edges feathered into a background (edge_backgrounds_batch). Every channel of a face moves alike,
-    so colour faces [b,128,128,3] are augmented as gray ones [b,128,128,1]."""
+    edges feathered into a background (edge_backgrounds_batch); with random_erasing, that share of the
+    faces with a rectangle of noise (random_erasing_batch). Every channel of a face moves alike, so
+    colour faces [b,128,128,3] are augmented as gray ones [b,128,128,1]."""
     if photo_conditions:
         images = photo_conditions_batch(images, tf.random.experimental.stateless_fold_in(seed, 1))
     images = _warp_batch(images, seed) if rotate_and_zoom else _flip_and_shift_batch(images, seed)
     if edge_backgrounds:
         images = edge_backgrounds_batch(images, tf.random.experimental.stateless_fold_in(seed, 2))
+    if random_erasing:
+        images = random_erasing_batch(images, tf.random.experimental.stateless_fold_in(seed, 3), random_erasing)
     return images
 
 
@@ -104,6 +113,27 @@ def edge_backgrounds_batch(images, seed):
     return tf.cast(tf.round(weight * faces + (1 - weight) * backgrounds), images.dtype)
 
 
+def random_erasing_batch(images, seed, share):
+    """Each face, with probability share, has one rectangle replaced by uniform noise: ERASED_AREA of
+    the face's area, ERASED_ASPECT its height over its width (cut at the face's side), anywhere inside
+    the face. uint8 in, uint8 out."""
+    batch = tf.shape(images)[0]
+    uniform = lambda i, low, high: tf.random.stateless_uniform(  # noqa: E731
+        [batch, 1], tf.random.experimental.stateless_fold_in(seed, i), minval=low, maxval=high)
+    area = uniform(0, *ERASED_AREA) * FACE_SIZE ** 2
+    aspect = tf.exp(uniform(1, math.log(ERASED_ASPECT[0]), math.log(ERASED_ASPECT[1])))
+    height = tf.minimum(tf.sqrt(area * aspect), FACE_SIZE)
+    width = tf.minimum(tf.sqrt(area / aspect), FACE_SIZE)
+    top, left = uniform(2, 0.0, 1.0) * (FACE_SIZE - height), uniform(3, 0.0, 1.0) * (FACE_SIZE - width)
+    pixels = tf.range(FACE_SIZE, dtype=tf.float32)[None, :]
+    in_rows = (pixels >= tf.round(top)) & (pixels < tf.round(top + height))       # [b, side]
+    in_columns = (pixels >= tf.round(left)) & (pixels < tf.round(left + width))   # [b, side]
+    erased = in_rows[:, :, None] & in_columns[:, None, :] & (uniform(4, 0.0, 1.0) < share)[:, :, None]
+    noise = tf.random.stateless_uniform(tf.shape(images), tf.random.experimental.stateless_fold_in(seed, 5),
+                                        minval=0, maxval=256, dtype=tf.int32)
+    return tf.where(erased[..., None], tf.cast(noise, images.dtype), images)
+
+
 def _warp_batch(images, seed):
     """Flip, rotate (up to MAX_ROTATION_DEGREES), zoom (ZOOM_RANGE) and shift (up to 8 px) each face
     about its centre, in one bilinear warp; pixels from outside the face mirror its border."""
@@ -129,16 +159,17 @@ def _warp_batch(images, seed):
 
 def split_dataset(folder, split, batch_size, training=False, augment=False, seed=0, pipelines=(1, 0),
                   shuffle_buffer=SHUFFLE_BUFFER_FACES, rotate_and_zoom=False, photo_conditions=False,
-                  edge_backgrounds=False):
+                  edge_backgrounds=False, random_erasing=0.0):
     """Batches (images uint8 [b,128,128,C], labels {column: int32 [b]}) of one split of a store; C is
     the store's channels (1 grayscale, 3 RGB).
 
     training=True shuffles shards and faces and drops the last partial batch (every step then has the
     same shape); otherwise the order is the store's and every face is seen once. augment=True adds
     random flips and shifts (rotate_and_zoom: rotations and zooms too; photo_conditions: the
-    resolution and exposure of faces in photos; edge_backgrounds: edges feathered into backgrounds). pipelines=(count, index): with several input pipelines (one per worker
-    under tf.distribute), this one reads every count-th face from the index-th on, so that together
-    they see each face once.
+    resolution and exposure of faces in photos; edge_backgrounds: edges feathered into backgrounds;
+    random_erasing: that share of the faces with a rectangle of noise). pipelines=(count, index): with
+    several input pipelines (one per worker under tf.distribute), this one reads every count-th face
+    from the index-th on, so that together they see each face once.
     """
     count, index = pipelines
     manifest = store.read_manifest(folder)
@@ -165,7 +196,7 @@ def split_dataset(folder, split, batch_size, training=False, augment=False, seed
         counter = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         batches = tf.data.Dataset.zip(batches, counter).map(
             lambda batch, pair: (augment_batch(batch[0], pair, rotate_and_zoom, photo_conditions,
-                                                edge_backgrounds), batch[1]),
+                                                edge_backgrounds, random_erasing), batch[1]),
             num_parallel_calls=tf.data.AUTOTUNE)
     return batches.prefetch(tf.data.AUTOTUNE)
 

@@ -307,7 +307,7 @@ class Trainer:
                 augment=self.config.augment if augment is None else augment, seed=self.config.seed + epoch,
                 pipelines=(context.num_input_pipelines, context.input_pipeline_id),
                 rotate_and_zoom=self.config.rotate_and_zoom, photo_conditions=self.config.photo_conditions,
-                edge_backgrounds=self.config.edge_backgrounds)
+                edge_backgrounds=self.config.edge_backgrounds, random_erasing=self.config.random_erasing)
         return self.strategy.distribute_datasets_from_function(replica_batches)
 
     @tf.function(reduce_retracing=True)

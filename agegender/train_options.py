@@ -63,6 +63,9 @@ class TrainConfig:
     edge_backgrounds: bool = field(default=False, metadata=cli.option(
         "augmentation also feathers half the faces' edges (2-15%% of the side) into a background, as faces "
         "against any background in photos"))
+    random_erasing: float = field(default=0.0, metadata=cli.option(
+        "augmentation also replaces a random rectangle (2-40%% of the area) of this share of the faces with "
+        "noise, as hands, glasses and hair hide parts of faces in photos; 0.5 is usual", type=cli.fraction))
     label_smoothing: float = field(default=0.0, metadata=cli.option(
         "share of each gender / age-group label spread over the other classes", type=cli.fraction))
     # mixup (Zhang et al. 2018): each face is blended with another face of its batch, by a share drawn

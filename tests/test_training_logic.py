@@ -9,7 +9,8 @@ import tensorflow as tf
 from agegender import BUNDLED_MODEL, train_options
 from agegender.model import (ARCHITECTURES, ModelError, build_model, forward_flops, load_model,
                              local_response_normalization, save_model, task_classes)
-from agegender.pipeline import EDGE_FEATHER, augment_batch, edge_backgrounds_batch, photo_conditions_batch, split_dataset
+from agegender.pipeline import (EDGE_FEATHER, ERASED_AREA, augment_batch, edge_backgrounds_batch, photo_conditions_batch,
+                                random_erasing_batch, split_dataset)
 from agegender.train import (EXACT_AGE_SIGMA, TaskBalance, Trainer, mix_faces, mixup_shares, predicted_values,
                              soft_age_labels)
 from agegender.train_options import TrainConfig
@@ -160,6 +161,31 @@ def test_photo_conditions_shrink_half_the_faces_and_change_every_faces_exposure(
     lost = detail(conditioned) / detail(faces.numpy())  # a gain and an offset leave it, clipping aside
     assert np.all(lost[~exposure_only] < 0.97)  # the shrunk faces lost detail
     assert lost[~exposure_only].mean() < lost[exposure_only].mean() - 0.05
+
+
+def test_random_erasing_replaces_one_rectangle_of_that_share_of_the_faces_with_noise(utk_store):
+    faces, _ = next(iter(split_dataset(utk_store, "train", 64)))
+    erased = random_erasing_batch(faces, tf.constant([3, 4]), 0.5).numpy()
+    assert erased.shape == faces.shape and erased.dtype == np.uint8
+    assert np.array_equal(erased, random_erasing_batch(faces, tf.constant([3, 4]), 0.5).numpy())
+    assert np.array_equal(random_erasing_batch(faces, tf.constant([3, 4]), 0.0).numpy(), faces.numpy())
+    faces = faces.numpy()
+    changed = np.any(erased != faces, axis=3)
+    chosen = changed.any(axis=(1, 2))
+    assert 0.3 < chosen.mean() < 0.7  # about half the faces
+    side = faces.shape[1]
+    for face, box in zip(erased[chosen], changed[chosen]):
+        rows, columns = np.flatnonzero(box.any(axis=1)), np.flatnonzero(box.any(axis=0))
+        rectangle = face[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+        # One rectangle, nearly every pixel of it changed (noise equals the face 1 time in 256) ...
+        assert box[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1].mean() > 0.95
+        assert box.sum() == box[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1].sum()
+        assert ERASED_AREA[0] * 0.8 < rectangle.size / face.size < ERASED_AREA[1] * 1.05
+        # ... of noise, uniform over 0..255 and unrelated to the face.
+        assert 100 < rectangle.mean() < 155 and rectangle.std() > 60
+    seed = tf.constant([3, 4], tf.int64)  # augmentation erases last, after the flip and shift
+    assert np.array_equal(augment_batch(faces, seed, random_erasing=0.5).numpy(), random_erasing_batch(
+        augment_batch(faces, seed), tf.random.experimental.stateless_fold_in(seed, 3), 0.5).numpy())
 
 
 def test_edge_backgrounds_feather_half_the_faces_into_another_face_upside_down(utk_store):
