@@ -173,13 +173,12 @@ def test_random_erasing_replaces_one_rectangle_of_that_share_of_the_faces_with_n
     changed = np.any(erased != faces, axis=3)
     chosen = changed.any(axis=(1, 2))
     assert 0.3 < chosen.mean() < 0.7  # about half the faces
-    side = faces.shape[1]
     for face, box in zip(erased[chosen], changed[chosen]):
         rows, columns = np.flatnonzero(box.any(axis=1)), np.flatnonzero(box.any(axis=0))
-        rectangle = face[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+        bounds = slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1)
+        rectangle = face[bounds]
         # One rectangle, nearly every pixel of it changed (noise equals the face 1 time in 256) ...
-        assert box[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1].mean() > 0.95
-        assert box.sum() == box[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1].sum()
+        assert box[bounds].mean() > 0.95 and box.sum() == box[bounds].sum()
         assert ERASED_AREA[0] * 0.8 < rectangle.size / face.size < ERASED_AREA[1] * 1.05
         # ... of noise, uniform over 0..255 and unrelated to the face.
         assert 100 < rectangle.mean() < 155 and rectangle.std() > 60
