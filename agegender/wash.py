@@ -113,6 +113,7 @@ def load_face(record, detect, color=False):
 
 
 _worker_spool = None  # each worker appends its crops to a spool file of its own
+_worker_write_error = None  # the OSError its spool last met (a full disk): the faces left are skipped
 
 
 def _init_worker(work_folder):
@@ -121,19 +122,31 @@ def _init_worker(work_folder):
     # reports it once; workers that also raised KeyboardInterrupt would print a traceback each.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)  # the processes are the parallelism; OpenCV's own threads would oversubscribe
-    # Unbuffered, so every crop is on disk the moment its result is returned.
-    _worker_spool = open(os.path.join(work_folder, f"spool-{os.getpid()}.raw"), "ab", buffering=0)
+    _worker_spool = open(os.path.join(work_folder, f"spool-{os.getpid()}.raw"), "ab")
 
 
 def _load_face_task(task):
-    """Load one face in a worker; the crop goes to the worker's spool, only its place comes back."""
+    """Load one face in a worker; the crop goes to the worker's spool, only its place comes back.
+
+    A spool that cannot be written (a full disk) comes back as its OSError, for the main process to
+    raise once the pool has finished. A worker that raised it instead would end the pool while the
+    others are still at work, and terminating a worker while it sends its result can leave the pool's
+    lock held and the wash hung for good (seen, 1 run in 6 with 16 workers)."""
+    global _worker_write_error
     index, record, detect, color = task
+    if _worker_write_error:
+        return index, None, None, None, None, _worker_write_error
     problem, face, byte_digest, pixel_digest = load_face(record, detect, color)
     if problem:
-        return index, problem, None, None, None
+        return index, problem, None, None, None, None
     offset = _worker_spool.tell()
-    _worker_spool.write(face.tobytes())
-    return index, None, (_worker_spool.name, offset), byte_digest, pixel_digest
+    try:
+        _worker_spool.write(face.tobytes())
+        _worker_spool.flush()  # every crop whole on disk before its place is returned, or an OSError
+    except OSError as error:
+        _worker_write_error = error
+        return index, None, None, None, None, error
+    return index, None, (_worker_spool.name, offset), byte_digest, pixel_digest, None
 
 
 def group_duplicates(digest_pairs):
@@ -223,10 +236,13 @@ def _wash_into(sources, work, options, quiet, started, out):
     # (seen when a test session had run the face detector before washing).
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["agegender.wash"])  # imported once in the server, not per worker
+    write_error = None
     with context.Pool(max(1, options.workers), initializer=_init_worker, initargs=(work,)) as pool:
-        for index, problem, place, byte_digest, pixel_digest in pool.imap_unordered(
+        for index, problem, place, byte_digest, pixel_digest, error in pool.imap_unordered(
                 _load_face_task, tasks, chunksize=64):
-            if problem:
+            if error:
+                write_error = write_error or error
+            elif problem:
                 dropped.append((candidates[index], problem))
             else:
                 spool_places[index] = place
@@ -234,6 +250,8 @@ def _wash_into(sources, work, options, quiet, started, out):
             if progress:
                 progress.update()
     pixel_seconds = progress.close() if progress else None
+    if write_error:
+        raise write_error
 
     kept = [i for i in range(len(candidates)) if spool_places[i] is not None]
     kept.sort(key=lambda i: candidates[i].key)  # a data-defined order, whatever order workers finished
