@@ -579,7 +579,7 @@ def assert_disk_as_before(disk):
 
 def test_full_disk_while_washing(small_disk, assets):
     # 16 workers, as on a 16-core machine: when the first to find the disk full ended the pool, the
-    # others could be killed mid-reply and the wash hang for good (1 run in 7 before the fix), so a
+    # others could be killed mid-reply and the wash hang for good (3 runs in 21 before the fix), so a
     # hang fails here in two minutes rather than at the suite's end.
     result = run_script("others/wash_data.py", "--dataset", "utkface", "--src", assets.raw,
                         "--out", small_disk / "store", "--quiet", "--workers", "16", check=False, timeout=120)
