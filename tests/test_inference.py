@@ -235,3 +235,33 @@ def test_ensemble_benchmark_averages_the_models_probabilities(model, utk_store):
         single = np.mean(answers[1][task].argmax(1) == labels[task])
         mean = np.mean(((answers[0][task] + answers[1][task]) / 2).argmax(1) == labels[task])
         assert f"{task}: accuracy {single:.4f}" in rows[0] and f"{task}: accuracy {mean:.4f}" in rows[1]
+
+
+@pytest.mark.slow
+def test_test_time_views_benchmark_averages_the_mirrored_and_zoomed_faces(utk_store):
+    """bench/test_time_views.py: the bundled model's figures on each face, with its mirror image, and over
+    the six views (zoomed in and out by 10%, each mirrored), checked against views OpenCV makes."""
+    result = run_script("bench/test_time_views.py", BUNDLED_MODEL, "--data", utk_store)
+    images, labels = store.load_split(utk_store, "valid")
+    predictor = Predictor(BUNDLED_MODEL)
+
+    def zoomed(face, zoom):  # the centre 1/zoom of the face, or the face inside a reflected border
+        side = round(128 / zoom)
+        if side < 128:
+            start = (128 - side) // 2
+            face = face[start:start + side, start:start + side]
+        else:
+            pad = (side - 128) // 2
+            face = cv2.copyMakeBorder(face, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+        return cv2.resize(face, (128, 128), interpolation=cv2.INTER_LINEAR)
+
+    views = [np.stack([zoomed(face, zoom) for face in images]) for zoom in (1.0, 1.1, 0.9)]
+    answers = [predictor.classify(np.ascontiguousarray(faces[:, :, ::-1] if mirror else faces))
+               for faces in views for mirror in (False, True)]
+    rows = result.stdout.split("(network passes a face: ")[1:]
+    assert [row[0] for row in rows] == ["1", "2", "6"]
+    for task in ("gender", "age_group"):
+        for row, count in zip(rows, (1, 2, 6)):
+            mean = np.mean([answer[task] for answer in answers[:count]], axis=0)
+            accuracy = np.mean(mean.argmax(1) == labels[task])
+            assert f"{task}: accuracy {accuracy:.4f}" in row
