@@ -58,8 +58,11 @@ def main():
         for mirror in mirrors:
             batches = viewed(labelled_batches(data, arguments.split, predictor), zoom, mirror)
             answers[zoom, mirror], face_labels = model_answers(predictor, batches)
-    rows = [("as it is", [(1.0, False)])] + [("and its mirror image", [(1.0, False), (1.0, True)])] * (len(mirrors) == 2)
-    for name, views in rows + [(f"all {len(answers)} views", list(answers))]:
+    rows = [("as it is", [(1.0, False)])]
+    if len(mirrors) == 2:
+        rows.append(("and its mirror image", [(1.0, False), (1.0, True)]))
+    rows.append((f"all {len(answers)} views", list(answers)))
+    for name, views in rows:
         mean = {task: np.mean([answers[view][task] for view in views], axis=0) for task in answers[1.0, False]}
         print_row(f"{name} (network passes a face: {len(views)})", answer_figures(predictor.description, mean, face_labels))
 
