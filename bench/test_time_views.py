@@ -37,12 +37,6 @@ def zoomed(faces, zoom):
     return images if faces.ndim == 4 else images[..., 0]
 
 
-def viewed(batches, zoom, mirror):
-    for faces, face_labels in batches:
-        faces = zoomed(faces, zoom)
-        yield np.ascontiguousarray(faces[:, :, ::-1] if mirror else faces), face_labels
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="model folder")
@@ -53,11 +47,14 @@ def main():
     predictor = Predictor(arguments.model)
     # A model that averages each face with its mirror image already does so in every pass.
     mirrors = (False,) if predictor.description.get("flip_average") else (False, True)
+    batches = list(labelled_batches(data, arguments.split, predictor))  # read once, then zoomed and mirrored
     answers = {}
     for zoom in ZOOMS:
+        zoomed_batches = [(zoomed(faces, zoom), face_labels) for faces, face_labels in batches]
         for mirror in mirrors:
-            batches = viewed(labelled_batches(data, arguments.split, predictor), zoom, mirror)
-            answers[zoom, mirror], face_labels = model_answers(predictor, batches)
+            mirrored = ((np.ascontiguousarray(faces[:, :, ::-1]) if mirror else faces, face_labels)
+                        for faces, face_labels in zoomed_batches)
+            answers[zoom, mirror], face_labels = model_answers(predictor, mirrored)
     rows = [("as it is", [(1.0, False)])]
     if len(mirrors) == 2:
         rows.append(("and its mirror image", [(1.0, False), (1.0, True)]))
