@@ -46,6 +46,8 @@ non_negative_float = _checked(float, "0 or more", lambda value: value >= 0)
 finite_float = _checked(float, "a finite number", lambda value: True)
 fraction = _checked(float, "from 0 up to (not including) 1", lambda value: 0 <= value < 1)
 decay_factor = _checked(float, "above 0 and at most 1", lambda value: 0 < value <= 1)
+ZOOMS = (0.5, 2.0)  # a view's zoom (model.zoomed): 2 keeps the centre half of the face; model.json is checked too
+zoom = _checked(float, f"from {ZOOMS[0]} to {ZOOMS[1]}", lambda value: ZOOMS[0] <= value <= ZOOMS[1])
 
 
 def age_groups(text):

@@ -6,7 +6,8 @@ resized inside it), which costs fewer FLOPs a face. A trunk turns a face into fe
 each task then has its own hidden FC layer (dropout) -> logits: "gender" (2), "age_group" (the age groups) and,
 as an option, "exact_age" (0..100 years, read as the softmax's expected value). Inference divides each
 task's logits by a temperature fitted on the valid split, so that probabilities mean what they say, and
-may average the logits of each face and its mirror image (`flip_average`, twice the cost a face).
+may average the logits of several views of each face: its mirror image (`flip_average`) and the face
+zoomed in or out (`zooms`), each view one more pass of the network.
 Written with tf.nn ops on plain variables, as the original was.
 """
 import json
@@ -16,7 +17,7 @@ import zlib
 
 import numpy as np
 
-from agegender import BUNDLED_MODELS, atomic, labels, store
+from agegender import BUNDLED_MODELS, atomic, cli, labels, store
 from agegender.errors import AgeGenderError
 from agegender.faces import COLOURS, FACE_SIZE, face_shape
 from agegender.quiet_tensorflow import tf
@@ -48,6 +49,17 @@ def expected_age(probabilities):
     return probabilities @ np.arange(EXACT_AGES, dtype=np.float32)
 
 
+def zoomed(images, zoom):
+    """Float faces [n,128,128,c] seen closer (zoom > 1: their centre 1/zoom, cropped) or from further away
+    (zoom < 1: inside a reflected border of the faces' own edge), at a side of about 128 / zoom pixels."""
+    side = round(FACE_SIZE / zoom)
+    if side < FACE_SIZE:
+        start = (FACE_SIZE - side) // 2
+        return images[:, start:start + side, start:start + side]
+    pad = (side - FACE_SIZE) // 2
+    return tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], "REFLECT") if pad else images  # MirrorPad in TFLite
+
+
 def local_response_normalization(x, depth_radius=2, bias=1.0, alpha=1e-4, beta=0.75):
     """tf.nn.local_response_normalization (AlexNet's LRN, as the original used), computed faster.
 
@@ -74,7 +86,7 @@ class OriginalCNN(tf.Module):
     head_size = 100      # each head's hidden layer
 
     def __init__(self, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE, temperatures=None,
-                 flip_average=False, channels=1, width=1.0):
+                 flip_average=False, zooms=(1.0,), channels=1, width=1.0):
         super().__init__(name="cnn")
         self.class_counts = dict(class_counts)
         self.dropout = dropout
@@ -87,6 +99,7 @@ class OriginalCNN(tf.Module):
         # Plain floats, part of the traced inference graph: model.json holds them, not weights.npz.
         self.temperatures = {task: float((temperatures or {}).get(task, 1.0)) for task in self.class_counts}
         self.flip_average = bool(flip_average)
+        self.zooms = tuple(float(zoom) for zoom in zooms)
         self._generator = tf.random.Generator.from_seed(seed)
         self.build_trunk()
         # Small output weights: every class starts near equally likely, so the first steps are not
@@ -142,22 +155,27 @@ class OriginalCNN(tf.Module):
         """The faces this model takes: uint8 [batch,128,128] gray, [batch,128,128,3] RGB."""
         return tf.TensorSpec([batch, *face_shape(self.channels)], tf.uint8)
 
-    def preprocess(self, images):
-        """uint8 faces [b,128,128] or [b,128,128,1] (gray), [b,128,128,3] (RGB) -> zero-mean,
-        unit-variance floats, per image over all its channels, at the network's input size.
+    def preprocess(self, images, zoom=1.0):
+        """uint8 faces [b,128,128] or [b,128,128,1] (gray), [b,128,128,3] (RGB), zoomed (`zoomed`) ->
+        zero-mean, unit-variance floats, per image over all its channels, at the network's input size.
 
         Standardising each face removes the brightness and contrast of its photo, which differ far
         more between a webcam and the training set than faces do; over all channels together, so
         that the face's colours stay as they were relative to each other.
         """
         images = tf.cast(tf.reshape(images, [-1, FACE_SIZE, FACE_SIZE, self.channels]), tf.float32)
-        if self.input_size != FACE_SIZE:
+        images = zoomed(images, zoom)
+        if images.shape[1] != self.input_size:
             images = tf.image.resize(images, [self.input_size, self.input_size])  # bilinear: a TFLite builtin
         return tf.image.per_image_standardization(images)
 
     def __call__(self, images, training=False):
         """Logits per task for a batch of uint8 faces."""
-        x = self.trunk(self.preprocess(images), training)
+        return self.logits(self.preprocess(images), training)
+
+    def logits(self, x, training=False):
+        """Logits per task for preprocessed faces."""
+        x = self.trunk(x, training)
         logits = {}
         for task, (hidden, output) in self.heads.items():
             h = self._dense(x, hidden, training)
@@ -170,13 +188,18 @@ class OriginalCNN(tf.Module):
 
     def calibrated_probabilities(self, faces):
         """Calibrated softmax probabilities per task for uint8 faces (input_spec): what inference uses,
-        as the tf.function `probabilities`."""
-        if self.flip_average:  # the faces and their mirror images in one batch
-            logits = self(tf.concat([faces, tf.reverse(faces, axis=[2])], axis=0))
-            count = tf.shape(faces)[0]
-            logits = {task: (values[:count] + values[count:]) / 2 for task, values in logits.items()}
-        else:
-            logits = self(faces)
+        as the tf.function `probabilities`. With several views of each face (zooms, mirror images), the
+        mean of their logits."""
+        views = [self.preprocess(faces, zoom) for zoom in self.zooms]
+        if self.flip_average:
+            views += [tf.reverse(view, axis=[2]) for view in views]
+        if len(views) == 1:
+            logits = self.logits(views[0])
+        else:  # every view in one batch: one pass of the network
+            logits = self.logits(tf.concat(views, axis=0))
+            shape = [len(views), tf.shape(faces)[0]]
+            logits = {task: tf.reduce_mean(tf.reshape(values, shape + [values.shape[-1]]), axis=0)
+                      for task, values in logits.items()}
         return {task: tf.nn.softmax(values / self.temperatures[task]) for task, values in logits.items()}
 
     def weights(self):
@@ -271,15 +294,16 @@ ARCHITECTURES = {network.architecture: network for network in (OriginalCNN, Impr
 
 
 def forward_flops(model):
-    """Floating-point operations inference spends on one face (twice the network's with flip_average),
-    counted by TensorFlow's profiler in the traced, frozen graph of one face's forward pass."""
+    """Floating-point operations inference spends on one face: the network's, counted by TensorFlow's
+    profiler in the traced, frozen graph of one face's forward pass, times its views (zooms, and twice
+    that with flip_average)."""
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
     one_face = tf.function(lambda faces: model(faces)).get_concrete_function(model.input_spec(1))
     profiler = tf.compat.v1.profiler
     options = profiler.ProfileOptionBuilder(profiler.ProfileOptionBuilder.float_operation()).with_empty_output()
     flops = profiler.profile(graph=convert_variables_to_constants_v2(one_face).graph,
                              options=options.build()).total_float_ops
-    return flops * (2 if model.flip_average else 1)
+    return flops * len(model.zooms) * (2 if model.flip_average else 1)
 
 
 def build_model(architecture, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE, channels=1, width=1.0):
@@ -297,7 +321,7 @@ def save_model(model, folder, metadata):
     description = {"architecture": model.architecture, "face_size": FACE_SIZE, "channels": model.channels,
                    "width": model.width, "input_size": model.input_size, "dropout": model.dropout,
                    "class_counts": model.class_counts, "temperatures": model.temperatures,
-                   "flip_average": model.flip_average, **metadata}
+                   "flip_average": model.flip_average, "zooms": list(model.zooms), **metadata}
     with atomic.replacing_folder(folder, MODEL_JSON, "a model folder") as temporary:
         atomic.write_json(os.path.join(temporary, MODEL_JSON), description)
         np.savez_compressed(os.path.join(temporary, WEIGHTS), **model.weights())
@@ -307,8 +331,8 @@ def without_heads(model, tasks):
     """A copy of the model without the heads of `tasks` (auxiliary tasks, learned but never shown)."""
     kept = {task: count for task, count in model.class_counts.items() if task not in tasks}
     copy = type(model)(kept, dropout=model.dropout, input_size=model.input_size,
-                       temperatures=model.temperatures, flip_average=model.flip_average, channels=model.channels,
-                       width=model.width)
+                       temperatures=model.temperatures, flip_average=model.flip_average, zooms=model.zooms,
+                       channels=model.channels, width=model.width)
     copy.assign(model.weights())
     return copy
 
@@ -341,6 +365,7 @@ def load_model(folder):
                                                        input_size=description.get("input_size", FACE_SIZE),
                                                        temperatures=description.get("temperatures"),
                                                        flip_average=description.get("flip_average", False),
+                                                       zooms=description.get("zooms", [1.0]),
                                                        channels=description.get("channels", 1),
                                                        width=description.get("width", 1.0))
     try:
@@ -364,6 +389,12 @@ def check_description(description, json_path):
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 8:
         raise ModelError(f"{json_path}: width {width!r}, not a number from 0 to 8; copy model.json again "
                          "from the run that trained it")
+    zooms = description.get("zooms", [1.0])
+    low, high = cli.ZOOMS
+    if not isinstance(zooms, list) or not zooms or not all(
+            isinstance(zoom, (int, float)) and not isinstance(zoom, bool) and low <= zoom <= high for zoom in zooms):
+        raise ModelError(f"{json_path}: zooms {zooms!r}, not a list of numbers from {low} to {high}; copy "
+                         "model.json again from the run that trained it")
     if width != 1 and description["architecture"] == OriginalCNN.architecture:
         raise ModelError(f"{json_path}: width {width!r}, but the original architecture's channels are fixed; "
                          "copy model.json again from the run that trained it")

@@ -43,18 +43,21 @@ class Predictor:
     """Finds the faces in an image and, with a model, labels each one."""
 
     def __init__(self, model_folder=BUNDLED_MODEL, detector=DEFAULT_DETECTOR, detector_max_side=DETECTION_MAX_SIDE,
-                 use_model=True, engine="tensorflow", flip_average=None):
+                 use_model=True, engine="tensorflow", flip_average=None, zooms=None):
         """engine: "tensorflow", or "tflite": the model converted to TFLite float32 when loaded (1-2 s),
         faster for the one or two faces a webcam frame holds, with the same answers to 1e-5.
-        flip_average: None, as the model was saved; True or False, as calibrating for either needs."""
+        flip_average, zooms: None, as the model was saved; else the views of each face to average (its
+        mirror image or not, the zooms), as calibrating for them needs."""
         self.detector = make_detector(detector, max_side=detector_max_side)
         if engine not in RUNNERS:
             raise ValueError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
         self.model_folder = model_folder
         self.model, self.description = load_model(model_folder) if use_model else (None, None)
-        if use_model and flip_average is not None:
-            self.model.flip_average = flip_average
-            self.description = {**self.description, "flip_average": flip_average}
+        if use_model and (flip_average, zooms) != (None, None):  # other views, before the inference is traced
+            self.model.flip_average = self.model.flip_average if flip_average is None else bool(flip_average)
+            self.model.zooms = self.model.zooms if zooms is None else tuple(zooms)
+            self.description = {**self.description, "flip_average": self.model.flip_average,
+                                "zooms": list(self.model.zooms)}
         self.probabilities = RUNNERS[engine](self.model) if use_model else None
         self.channels = self.model.channels if use_model else 1  # of the faces the model takes: 1 gray, 3 RGB
 

@@ -65,15 +65,15 @@ def model_answers(predictor, batches):
     return probabilities, face_labels
 
 
-def calibrate(model_folder, data, flip_average):
-    """Fit each classification head's temperature on the store's valid split and store it, with
-    flip_average, in the model's model.json, written once at the end. The log-probabilities are the
-    logits up to a constant per face, so the new temperature multiplies the one the model already has;
-    a factor the fit cannot tell from 1 leaves it as it is, so a model calibrated on this split already
-    keeps its model.json unchanged."""
+def calibrate(model_folder, data, flip_average, zooms=(1.0,)):
+    """Fit each classification head's temperature on the store's valid split and store it, with the
+    views of each face to average (flip_average, zooms), in the model's model.json, written once at
+    the end. The log-probabilities are the logits up to a constant per face, so the new temperature
+    multiplies the one the model already has; a factor the fit cannot tell from 1 leaves it as it is, so
+    a model calibrated on this split already keeps its model.json unchanged."""
     model, description = load_model(model_folder)
     check_store_channels(model.channels, data, model_folder)
-    predictor = Predictor(model_folder, flip_average=flip_average)
+    predictor = Predictor(model_folder, flip_average=flip_average, zooms=list(zooms))
     probabilities, face_labels = model_answers(predictor, labelled_batches(data, "valid", predictor))
     temperatures = dict(predictor.model.temperatures)
     for task, values in probabilities.items():

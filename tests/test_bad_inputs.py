@@ -339,6 +339,12 @@ def width_of_the_original(model):
     return path
 
 
+def zooms_of_zero(model):
+    path = os.path.join(model, "model.json")
+    edit_json(path, lambda description: description.update(zooms=[1.0, 0]))
+    return path
+
+
 def age_edges_of_two(model):
     path = os.path.join(model, "model.json")
     edit_json(path, lambda description: description.update(age_edges=[30, 60]))
@@ -420,6 +426,9 @@ CASES = [
     pytest.param(1, "the valid shards hold", damaged_store(manifest_counts_more_faces), id="manifest counts disagree"),
     pytest.param(2, "does not exist", evaluate_json_into("missing/figures.json"), id="evaluate --json into a missing folder"),
     pytest.param(2, "is a folder", evaluate_json_into("figures"), id="evaluate --json onto a folder"),
+    pytest.param(2, "0 is out of range: it must be from 0.5 to 2.0", lambda here, assets: (
+        ["joint/test_model.py", "--data", assets.store, "--calibrate", "--zooms", "1", "0"], "--zooms"),
+        id="calibrate --zooms 0"),
     pytest.param(1, "damaged model", damaged_model(weights_cut_short), id="weights.npz cut short"),
     pytest.param(1, "damaged model", damaged_model(weights_bit_flipped), id="weights.npz bit flipped"),
     pytest.param(1, "class names are ['a', 'b', 'd']", damaged_model(class_names_of_three), id="model.json 3 names"),
@@ -427,6 +436,8 @@ CASES = [
     pytest.param(1, "width 'wide', not a number", damaged_model(width_of_a_word), id="model.json width a word"),
     pytest.param(1, "width 1.2, but the original architecture's channels are fixed",
                  damaged_model(width_of_the_original), id="model.json width of the original"),
+    pytest.param(1, "zooms [1.0, 0], not a list of numbers from 0.5 to 2.0", damaged_model(zooms_of_zero),
+                 id="model.json zoom 0"),
     pytest.param(1, "unknown task 'age' (the tasks are gender, age_group, ", damaged_model(task_renamed("age_group", "age")),
                  id="model.json of an older version"),
     pytest.param(1, "damaged model", damaged_model(weights_cut_short, "detect.py"), id="detect damaged model"),

@@ -1,14 +1,16 @@
 """Training's pure parts on small tensors: soft age targets, read-outs, augmentation, mixup, task balance,
-LRN, the improved network's width, a teacher's share of the targets."""
+LRN, the improved network's width, a teacher's share of the targets; the views inference averages."""
 import json
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from agegender import BUNDLED_MODEL, train_options
+from agegender import BUNDLED_MODEL, store, train_options
 from agegender.model import (ARCHITECTURES, ModelError, build_model, forward_flops, load_model,
                              local_response_normalization, save_model, task_classes)
+from agegender.predict import Predictor
 from agegender.pipeline import (EDGE_FEATHER, ERASED_AREA, augment_batch, edge_backgrounds_batch, photo_conditions_batch,
                                 random_erasing_batch, split_dataset)
 from agegender.train import (EXACT_AGE_SIGMA, TaskBalance, Trainer, mix_faces, mixup_shares, predicted_values,
@@ -45,6 +47,39 @@ def test_a_wider_improved_network_has_more_channels_and_is_saved_with_its_width(
     assert load_model(tmp_path / "older")[0].width == 1.0
     with pytest.raises(ModelError, match="the original architecture's channels are fixed"):
         build_model("original", class_counts, width=1.2)
+
+
+def test_views_average_the_logits_of_the_faces_zoomed_and_mirrored_as_opencv_makes_them(utk_store):
+    """Inference with views (zooms 1, 1.1, 0.9, each mirrored) gives the softmax of the mean of the logits
+    of the six views made with OpenCV: the face's centre 1/zoom, or the face inside a reflected border,
+    resized to the network's input, mirrored, standardised."""
+    faces, _ = store.load_split(utk_store, "valid", limit=16)
+    predictor = Predictor(BUNDLED_MODEL, flip_average=True, zooms=[1.0, 1.1, 0.9])
+    model, side = predictor.model, predictor.model.input_size
+
+    def network_input(face, zoom, mirror):
+        crop = round(128 / zoom)
+        if crop < 128:
+            start = (128 - crop) // 2
+            face = face[start:start + crop, start:start + crop]
+        else:
+            pad = (crop - 128) // 2
+            face = cv2.copyMakeBorder(face, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+        view = cv2.resize(face.astype(np.float32), (side, side), interpolation=cv2.INTER_LINEAR)
+        view = view[:, ::-1] if mirror else view
+        return (view - view.mean()) / max(view.std(), 1 / side)
+
+    views = [np.stack([network_input(face, zoom, mirror) for face in faces])[..., None]
+             for zoom in (1.0, 1.1, 0.9) for mirror in (False, True)]
+    logits = [model.logits(tf.constant(view)) for view in views]
+    answers = predictor.classify(faces)
+    assert model.zooms == (1.0, 1.1, 0.9) and len(views) == 6
+    for task, values in answers.items():
+        mean = np.mean([view_logits[task].numpy() for view_logits in logits], axis=0)
+        expected = tf.nn.softmax(mean / model.temperatures[task]).numpy()
+        np.testing.assert_allclose(values, expected, atol=2e-4)
+        # Not the answer of one view alone: the views differ.
+        assert np.abs(values - tf.nn.softmax(logits[0][task] / model.temperatures[task]).numpy()).max() > 1e-3
 
 
 def test_soft_age_labels_are_a_narrow_gaussian_around_each_true_age():
