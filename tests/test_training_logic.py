@@ -10,7 +10,7 @@ import tensorflow as tf
 from agegender import BUNDLED_MODEL, store, train_options
 from agegender.model import (ARCHITECTURES, ModelError, build_model, forward_flops, load_model,
                              local_response_normalization, save_model, task_classes)
-from agegender.predict import Predictor
+from agegender.predict import ONE_VIEW, Predictor
 from agegender.pipeline import (EDGE_FEATHER, ERASED_AREA, augment_batch, edge_backgrounds_batch, photo_conditions_batch,
                                 random_erasing_batch, split_dataset)
 from agegender.train import (EXACT_AGE_SIGMA, TaskBalance, Trainer, mix_faces, mixup_shares, predicted_values,
@@ -52,7 +52,7 @@ def test_a_wider_improved_network_has_more_channels_and_is_saved_with_its_width(
 def test_views_average_the_logits_of_the_faces_zoomed_and_mirrored_as_opencv_makes_them(utk_store):
     """Inference with views (zooms 1, 1.1, 0.9, each mirrored) gives the softmax of the mean of the logits
     of the six views made with OpenCV: the face's centre 1/zoom, or the face inside a reflected border,
-    resized to the network's input, mirrored, standardised."""
+    resized to the network's input, mirrored, standardised; with ONE_VIEW (real time), the first view's."""
     faces, _ = store.load_split(utk_store, "valid", limit=16)
     predictor = Predictor(BUNDLED_MODEL, flip_average=True, zooms=[1.0, 1.1, 0.9])
     model, side = predictor.model, predictor.model.input_size
@@ -80,6 +80,9 @@ def test_views_average_the_logits_of_the_faces_zoomed_and_mirrored_as_opencv_mak
         np.testing.assert_allclose(values, expected, atol=2e-4)
         # Not the answer of one view alone: the views differ.
         assert np.abs(values - tf.nn.softmax(logits[0][task] / model.temperatures[task]).numpy()).max() > 1e-3
+    # Real time's one view of the same model: the face as it is, once.
+    for task, values in Predictor(BUNDLED_MODEL, **ONE_VIEW).classify(faces).items():
+        np.testing.assert_allclose(values, tf.nn.softmax(logits[0][task] / model.temperatures[task]).numpy(), atol=2e-4)
 
 
 def test_soft_age_labels_are_a_narrow_gaussian_around_each_true_age():
