@@ -196,14 +196,18 @@ class OriginalCNN(tf.Module):
         x = tf.nn.relu(tf.matmul(x, layer[0]) + layer[1])
         return tf.nn.dropout(x, rate=self.dropout) if training and self.dropout else x
 
+    @property
+    def views(self):
+        """Views of each face that inference averages: network passes a face."""
+        return len(self.zooms) * (2 if self.flip_average else 1)
+
     def calibrated_probabilities(self, faces):
         """Calibrated softmax probabilities per task for uint8 faces (input_spec): what inference uses,
         as the tf.function `probabilities`. With several views of each face (zooms, mirror images), the
         mean of their logits."""
         logits = self.logits(self.preprocess(faces, self.zooms, self.flip_average))  # every view in one pass
-        views = len(self.zooms) * (2 if self.flip_average else 1)
-        if views > 1:
-            shape = [views, tf.shape(faces)[0]]
+        if self.views > 1:
+            shape = [self.views, tf.shape(faces)[0]]
             logits = {task: tf.reduce_mean(tf.reshape(values, shape + [values.shape[-1]]), axis=0)
                       for task, values in logits.items()}
         return {task: tf.nn.softmax(values / self.temperatures[task]) for task, values in logits.items()}
@@ -301,15 +305,14 @@ ARCHITECTURES = {network.architecture: network for network in (OriginalCNN, Impr
 
 def forward_flops(model):
     """Floating-point operations inference spends on one face: the network's, counted by TensorFlow's
-    profiler in the traced, frozen graph of one face's forward pass, times its views (zooms, and twice
-    that with flip_average)."""
+    profiler in the traced, frozen graph of one face's forward pass, times its views."""
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
     one_face = tf.function(lambda faces: model(faces)).get_concrete_function(model.input_spec(1))
     profiler = tf.compat.v1.profiler
     options = profiler.ProfileOptionBuilder(profiler.ProfileOptionBuilder.float_operation()).with_empty_output()
     flops = profiler.profile(graph=convert_variables_to_constants_v2(one_face).graph,
                              options=options.build()).total_float_ops
-    return flops * len(model.zooms) * (2 if model.flip_average else 1)
+    return flops * model.views
 
 
 def build_model(architecture, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE, channels=1, width=1.0):

@@ -31,7 +31,7 @@ def main():
         predictor = Predictor(arguments.model, flip_average=mirror, zooms=zooms)
         batches = batches or list(labelled_batches(data, arguments.split, predictor))
         probabilities, face_labels = model_answers(predictor, batches)
-        print_row(f"{name} (network passes a face: {len(zooms) * (2 if mirror else 1)})",
+        print_row(f"{name} (network passes a face: {predictor.model.views})",
                   answer_figures(predictor.description, probabilities, face_labels))
 
 
