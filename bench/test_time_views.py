@@ -1,7 +1,7 @@
 """What averaging a model's answers over several views of each face gives: the face as it is, with its
 mirror image, and zoomed in and out by 10% (each mirrored too), the views' logits averaged head by head
 as the model itself does once its model.json names them (`joint/test_model.py --calibrate --flip-average
---zooms 1 1.1 0.9`). Each view costs one more pass of the network, so this tells whether the views are
+--zooms 1 1.1 0.9`), or `detect.py --six-views` asks for the last row's. Each view costs one more pass of the network, so this tells whether the views are
 worth their cost. The temperatures are the model's as saved: the accuracies and the MAE do not depend on
 them, the ECE does (it is calibrated for the views only once --calibrate fits them).
 
@@ -10,13 +10,13 @@ them, the ECE does (it is calibrated for the views only once --calibrate fits th
 import argparse
 
 from agegender import cli
-from agegender.predict import Predictor
+from agegender.predict import ONE_VIEW, SIX_VIEWS, Predictor
 from agegender.scoring import answer_figures, labelled_batches, model_answers
 from ensemble import print_row
 from stores import default_store
 
-VIEWS = (("as it is", False, [1.0]), ("and its mirror image", True, [1.0]),
-         ("zoomed 1, 1.1 and 0.9, each mirrored", True, [1.0, 1.1, 0.9]))  # name, mirror, zooms
+VIEWS = {"as it is": ONE_VIEW, "and its mirror image": {"flip_average": True, "zooms": [1.0]},
+         "zoomed 1, 1.1 and 0.9, each mirrored": SIX_VIEWS}
 
 
 def main():
@@ -27,8 +27,8 @@ def main():
     arguments = parser.parse_args()
     data = arguments.data or default_store(arguments.model)
     batches = None  # the split, read once
-    for name, mirror, zooms in VIEWS:
-        predictor = Predictor(arguments.model, flip_average=mirror, zooms=zooms)
+    for name, views in VIEWS.items():
+        predictor = Predictor(arguments.model, **views)
         batches = batches or list(labelled_batches(data, arguments.split, predictor))
         probabilities, face_labels = model_answers(predictor, batches)
         print_row(f"{name} (network passes a face: {predictor.model.views})",

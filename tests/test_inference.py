@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from agegender import BUNDLED_MODEL, ENGINES, store
-from agegender.faces import HaarDetector, chip_box, crop_square
-from agegender.predict import RUNNERS, Predictor
+from agegender.faces import HaarDetector, chip_box, crop_square, read_image
+from agegender.predict import RUNNERS, SIX_VIEWS, Predictor
 from conftest import UTKFACE, copy_utkface, run_script, utkface_names
 from video_of_faces import make_face_video
 
@@ -81,6 +81,20 @@ def test_faces_are_cropped_the_way_the_training_chips_were(model):
         washed = crop_square(chip, (0, 0, 200, 200)).astype(float)
         correlations.append(np.corrcoef(crop.ravel(), washed.ravel())[0, 1])
     assert np.median(correlations) > 0.8, correlations
+
+
+def test_detect_with_six_views_gives_the_answers_averaged_over_six_views_of_each_face(tmp_path):
+    names = detectable_faces(2)
+    image = tmp_path / "two.png"
+    chips = [cv2.imread(os.path.join(UTKFACE, name)) for name in names]
+    cv2.imwrite(str(image), cv2.copyMakeBorder(np.hstack(chips), 100, 100, 100, 100, cv2.BORDER_REPLICATE))
+    result = run_script("detect.py", image, "--six-views", "--json", "--out", tmp_path / "out")
+    faces = json.loads(result.stdout)[0]["faces"]
+    expected = [face.to_json() for face in Predictor(BUNDLED_MODEL, **SIX_VIEWS)(read_image(str(image)))]
+    one_view = [face.to_json() for face in Predictor(BUNDLED_MODEL)(read_image(str(image)))]
+    assert len(faces) == 2 and faces == expected
+    assert [face["box"] for face in faces] == [face["box"] for face in one_view]
+    assert [face["distributions"] for face in faces] != [face["distributions"] for face in one_view]
 
 
 def test_all_faces_of_an_image_are_classified_in_one_batch_with_the_same_answers(model):
