@@ -28,8 +28,8 @@ resume=$([ -f "$RUN/config.json" ] && echo --resume || true)
 $PYTHON joint/jointly.py --data data/utk --run "$RUN" $resume --quiet $options "$@"
 $PYTHON bench/ablation_table.py "models/$model" "$RUN"
 echo "to bundle it: cp $RUN/model/model.json $RUN/model/weights.npz $RUN/metrics.json models/$model/"
-# As bundled, each face's answers are averaged over views of it (bench/RESULTS.md): the original network's
-# with its mirror image, the improved one's over six (zooms 1, 1.1 and 0.9, each mirrored).
-views=$([ "$model" = joint ] && echo "--flip-average" || echo "--flip-average --zooms 1 1.1 0.9")
-echo "then its views and their temperatures, and its test figures once:"
-echo "  $PYTHON joint/test_model.py --data data/utk --model models/$model --calibrate $views"
+if [ "$model" = joint ]; then  # as bundled: each face averaged with its mirror image (bench/RESULTS.md)
+    echo "then: $PYTHON joint/test_model.py --data data/utk --model models/joint --calibrate --flip-average"
+else
+    echo "then its test figures, once: $PYTHON bench/results_table.py models/$model"
+fi
