@@ -41,18 +41,21 @@ def test_model():
     parser.add_argument("--flip-average", action="store_true",
                         help="with --calibrate: the model averages each face with its mirror image from now on "
                              "(twice the cost a face; without it, --calibrate turns that off)")
-    parser.add_argument("--zooms", nargs="+", type=cli.zoom, default=[1.0], metavar="ZOOM",
+    parser.add_argument("--zooms", nargs="+", type=cli.zoom, metavar="ZOOM",
                         help="with --calibrate: the model averages each face seen at these zooms from now on "
                              "(1.1: its centre 91%% enlarged; 0.9: inside a reflected border), each one more "
                              "pass of the network (default: 1, the face as it is)")
     arguments = parser.parse_args()
+    if (arguments.flip_average or arguments.zooms) and not arguments.calibrate:
+        parser.error("--flip-average and --zooms go with --calibrate: they set the views of each face the model "
+                     "averages from then on, with temperatures fitted for them")
     # Imported once the options are known to be good: TensorFlow's import alone takes seconds.
     from agegender.predict import Predictor, label_image_file
     from agegender.scoring import calibrate, evaluate_model, labelled_batches
     if arguments.calibrate:
         if not arguments.data or not os.path.isfile(os.path.join(arguments.data, store.MANIFEST)):
             parser.error("--calibrate needs --data naming a store (its valid split)")
-        temperatures = calibrate(arguments.model, arguments.data, arguments.flip_average, arguments.zooms)
+        temperatures = calibrate(arguments.model, arguments.data, arguments.flip_average, arguments.zooms or [1.0])
         print("temperatures fitted on the valid split: " + ", ".join(
             f"{task} {value:.3f}" for task, value in temperatures.items() if task != "exact_age"))
     predictor = Predictor(arguments.model)

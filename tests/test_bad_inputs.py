@@ -429,6 +429,8 @@ CASES = [
     pytest.param(2, "0 is out of range: it must be from 0.5 to 2.0", lambda here, assets: (
         ["joint/test_model.py", "--data", assets.store, "--calibrate", "--zooms", "1", "0"], "--zooms"),
         id="calibrate --zooms 0"),
+    pytest.param(2, "go with --calibrate", lambda here, assets: (
+        ["joint/test_model.py", "--data", assets.store, "--zooms", "1", "1.1"], "--zooms"), id="--zooms alone"),
     pytest.param(1, "damaged model", damaged_model(weights_cut_short), id="weights.npz cut short"),
     pytest.param(1, "damaged model", damaged_model(weights_bit_flipped), id="weights.npz bit flipped"),
     pytest.param(1, "class names are ['a', 'b', 'd']", damaged_model(class_names_of_three), id="model.json 3 names"),
