@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import math
 import os
+import signal
 import sys
 
 from agegender import atomic, labels
@@ -115,11 +116,45 @@ def add_options(parser, config_class):
     return declared
 
 
+class CtrlC:
+    """`with CtrlC() as ctrl_c:` a Ctrl-C that cannot be lost. Python raises KeyboardInterrupt wherever the
+    main thread is, and inside TensorFlow's own Python code that can go wrong: a bare `except:` swallows
+    it (a training run in CI went on to its end after Ctrl-C), or tracing a tf.data function turns it
+    into a RuntimeError. So the Ctrl-C is also remembered: `ctrl_c.check()` raises it again where a loop
+    is sure to pass, and whatever ends the block after one is a KeyboardInterrupt. Blocks may nest; where
+    SIGINT is ignored or handled by someone else, nothing changes."""
+
+    def __init__(self):
+        self.pressed = False
+        self.replaced = None
+
+    def __enter__(self):
+        handler = signal.getsignal(signal.SIGINT)
+        if handler is signal.default_int_handler or isinstance(getattr(handler, "__self__", None), CtrlC):
+            self.replaced = signal.signal(signal.SIGINT, self._pressed)  # Python's handler, or an outer block's
+        return self
+
+    def _pressed(self, signal_number, frame):
+        self.pressed = True
+        raise KeyboardInterrupt
+
+    def check(self):
+        if self.pressed:
+            raise KeyboardInterrupt
+
+    def __exit__(self, kind, error, trace):
+        if self.replaced is not None:
+            signal.signal(signal.SIGINT, self.replaced)
+        if self.pressed and not isinstance(error, KeyboardInterrupt):
+            raise KeyboardInterrupt from error
+
+
 def run(main, interrupted="interrupted"):
     """Call main(); a user's error (or a file the system refused) ends in one line on stderr, exit 1;
     Ctrl-C in the line `interrupted`, exit 130."""
     try:
-        main()
+        with CtrlC():
+            main()
     except AgeGenderError as error:
         sys.exit(f"error: {error}")
     except OSError as error:

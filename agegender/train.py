@@ -329,7 +329,7 @@ class Trainer:
         for _, (images, _) in zip(range(RUNNING_STATISTICS_STEPS), self.train_dataset(epoch, augment=False)):
             self.statistics_step(images)
 
-    def train_epoch(self, epoch, quiet):
+    def train_epoch(self, epoch, quiet, after_each_step):
         for variable in self.epoch_sums.values():
             variable.assign(0.0)
         faces = 0
@@ -339,6 +339,7 @@ class Trainer:
         # A fixed number of full steps: every replica (and worker) then takes the same steps.
         for _, (images, batch_labels) in zip(range(self.steps_per_epoch), self.train_dataset(epoch)):
             self.train_step(images, batch_labels)
+            after_each_step()
             faces += self.global_batch
             if progress:
                 progress.update(self.global_batch)
@@ -383,14 +384,15 @@ class Trainer:
                 metrics[task] = {"loss": losses[task], "accuracy": float(np.mean(truth[task] == predicted[task]))}
         return metrics
 
-    def fit(self, quiet=False):
-        """Train until early stopping or max_epochs; then test the best epoch's model. Returns metrics."""
+    def fit(self, quiet=False, after_each_step=lambda: None):
+        """Train until early stopping or max_epochs; then test the best epoch's model. Returns metrics.
+        after_each_step() is called after each training step: the command line's stops on a Ctrl-C."""
         while int(self.epoch) < self.config.max_epochs:
             if int(self.epochs_without_improvement) >= self.config.patience:
                 break
             epoch = int(self.epoch) + 1
             started = time.perf_counter()
-            train_metrics, images_per_second = self.train_epoch(epoch, quiet)
+            train_metrics, images_per_second = self.train_epoch(epoch, quiet, after_each_step)
             with self.averaged_weights():
                 self.refresh_running_statistics(epoch)
                 valid_metrics = self.validate()

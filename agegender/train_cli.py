@@ -170,7 +170,8 @@ def main(tasks=JOINT):
                 print(f"resuming {arguments.run} after epoch {int(trainer.epoch)}", flush=True)
             else:
                 print(f"{arguments.run}: no checkpoint to resume; starting at epoch 1", flush=True)
-        metrics = trainer.fit(quiet=arguments.quiet)
+        with cli.CtrlC() as ctrl_c:
+            metrics = trainer.fit(quiet=arguments.quiet, after_each_step=ctrl_c.check)
     except (atomic.WriteError, tf.errors.OpError) as error:  # writing the run failed: a full disk, say
         problem = error if isinstance(error, atomic.WriteError) else f"{arguments.run}: {tensorflow_message(error)}"
         sys.exit(f"error: {problem}; {train.checkpointed_epochs(arguments.run)} finished epoch(s) are saved: once "

@@ -542,6 +542,37 @@ def test_ctrl_c_during_a_wash_prints_one_line_and_leaves_nothing(tmp_path, asset
     assert sorted(os.listdir(tmp_path)) == ["store"] and snapshot(out) == before
 
 
+# A Ctrl-C that lands inside code that swallows it, as TensorFlow's bare `except:` clauses do; then either
+# a loop that checks (training checks after each step) or an error TensorFlow made of it.
+SWALLOWED_CTRL_C = """
+import os, signal, sys, time
+from agegender import cli
+
+def main():
+    with cli.CtrlC() as ctrl_c:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(30)  # a sleep is where Python's handler runs and raises
+        except BaseException:
+            pass
+        if sys.argv[1] == "loop":
+            ctrl_c.check()
+        else:
+            raise RuntimeError("in user code: KeyboardInterrupt")
+    print("went on")
+
+cli.run(main)
+"""
+
+
+@pytest.mark.parametrize("then", ["loop", "error"])
+def test_a_swallowed_ctrl_c_still_interrupts(then):
+    result = subprocess.run([sys.executable, "-c", SWALLOWED_CTRL_C, then], capture_output=True, text=True,
+                            cwd=ROOT, preexec_fn=default_ctrl_c, timeout=60)
+    assert result.returncode == 130 and result.stderr.strip() == "interrupted", result.stderr
+    assert "went on" not in result.stdout
+
+
 def test_a_killed_wash_leaves_a_temporary_that_the_next_wash_removes(tmp_path, assets):
     out = str(tmp_path / "store")
     wash = start_wash(out)
