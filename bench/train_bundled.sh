@@ -17,19 +17,18 @@ FACES=${FACES:-../shared/data/utkface}
 usage="usage: bash bench/train_bundled.sh improved|joint [joint/jointly.py options]"
 model=${1:?$usage}; shift
 recipe="--schedule cosine --rotate-and-zoom --label-smoothing 0.1 --race-head"
+teacher=out/improved-six  # the original network's: models/improved with six views of each face, made below
 case $model in
     improved) options="$recipe --arch improved --exact-age --input-size 96 --expected-age-loss 0.25 --edge-backgrounds --epochs 36 --patience 36" ;;
-    joint) options="$recipe --epochs 30 --patience 30" ;;
+    joint) options="$recipe --epochs 30 --patience 30 --teacher $teacher --teacher-share 0.3" ;;
     *) echo "$usage" >&2; exit 2 ;;
 esac
 RUN=${RUN:-runs/bundled-$model}
 [ -d data/utk ] || $PYTHON others/wash_data.py --dataset utkface --src "$FACES" --out data/utk --quiet
-if [ "$model" = joint ]; then  # the teacher: models/improved with six views, their temperatures fitted on valid
-    teacher=out/improved-six
+if [ "$model" = joint ]; then  # the teacher, its temperatures fitted for the six views on valid
     rm -rf "$teacher" && mkdir -p out && cp -r models/improved "$teacher"
     $PYTHON joint/test_model.py --data data/utk --split valid --model "$teacher" --calibrate --flip-average \
         --zooms 1 1.1 0.9 --out "$teacher/evaluation" > /dev/null
-    options="$options --teacher $teacher --teacher-share 0.3"
 fi
 resume=$([ -f "$RUN/config.json" ] && echo --resume || true)
 # shellcheck disable=SC2086  # the options are words
