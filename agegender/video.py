@@ -5,7 +5,7 @@ import time
 
 import cv2
 
-from agegender import atomic
+from agegender import atomic, cli
 from agegender.errors import AgeGenderError
 from agegender.faces import VideoFaceFinder
 from agegender.predict import draw
@@ -101,49 +101,52 @@ def run(predictor, source, out=None, display=False, max_frames=None, on_frame=No
     read_seconds = detect_seconds = classify_seconds = 0.0
     smoothed_fps = None
     started = time.perf_counter()
-    try:
-        while max_frames is None or frames < max_frames:
-            frame_started = time.perf_counter()
-            ok, frame = capture.read()
-            if not ok:
-                if frames == 0:
-                    raise VideoError(f"{what}: no frame could be read")
-                break
-            read = time.perf_counter()
-            boxes, angles = find_faces(frame)  # follows faces on the gray frame
-            detected = time.perf_counter()
-            results = predictor(frame, boxes, angles)  # crops them as the model takes them, gray or RGB
-            classified = time.perf_counter()
-            read_seconds += read - frame_started
-            detect_seconds += detected - read
-            classify_seconds += classified - detected
-            frames += 1
-            faces += len(results)
-            instant_fps = 1.0 / max(classified - frame_started, 1e-6)
-            smoothed_fps = instant_fps if smoothed_fps is None else 0.9 * smoothed_fps + 0.1 * instant_fps
-            annotated = draw(frame, results, f"{smoothed_fps:.0f} FPS")
-            if out:
-                if writer is None:
-                    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-                    writer = AtomicVideoWriter(out, fps if fps > 0 else 30.0, annotated.shape[1::-1])
-                writer.write(annotated)
-            if on_frame:
-                on_frame(frames, results)
-            if display:
-                cv2.imshow("age & gender (q to quit)", annotated)
-                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+    # A Ctrl-C ends a recording and keeps it, also where TensorFlow turned it into another error (cli.CtrlC).
+    with cli.CtrlC() as ctrl_c:
+        try:
+            while max_frames is None or frames < max_frames:
+                ctrl_c.check()
+                frame_started = time.perf_counter()
+                ok, frame = capture.read()
+                if not ok:
+                    if frames == 0:
+                        raise VideoError(f"{what}: no frame could be read")
                     break
-    except BaseException as error:
-        if writer and not isinstance(error, KeyboardInterrupt):  # Ctrl-C ends a recording; it keeps it
-            writer.discard()
-            writer = None
-        raise
-    finally:
-        capture.release()
-        if writer:
-            writer.close()
-        if display:
-            cv2.destroyAllWindows()
+                read = time.perf_counter()
+                boxes, angles = find_faces(frame)  # follows faces on the gray frame
+                detected = time.perf_counter()
+                results = predictor(frame, boxes, angles)  # crops them as the model takes them, gray or RGB
+                classified = time.perf_counter()
+                read_seconds += read - frame_started
+                detect_seconds += detected - read
+                classify_seconds += classified - detected
+                frames += 1
+                faces += len(results)
+                instant_fps = 1.0 / max(classified - frame_started, 1e-6)
+                smoothed_fps = instant_fps if smoothed_fps is None else 0.9 * smoothed_fps + 0.1 * instant_fps
+                annotated = draw(frame, results, f"{smoothed_fps:.0f} FPS")
+                if out:
+                    if writer is None:
+                        fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+                        writer = AtomicVideoWriter(out, fps if fps > 0 else 30.0, annotated.shape[1::-1])
+                    writer.write(annotated)
+                if on_frame:
+                    on_frame(frames, results)
+                if display:
+                    cv2.imshow("age & gender (q to quit)", annotated)
+                    if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                        break
+        except BaseException as error:
+            if writer and not (ctrl_c.pressed or isinstance(error, KeyboardInterrupt)):  # Ctrl-C keeps the recording
+                writer.discard()
+                writer = None
+            raise
+        finally:
+            capture.release()
+            if writer:
+                writer.close()
+            if display:
+                cv2.destroyAllWindows()
     seconds = time.perf_counter() - started
     return {"source": what, "frames": frames, "faces": faces, "seconds": round(seconds, 3),
             "mean_fps": round(frames / seconds, 2) if seconds else 0.0,

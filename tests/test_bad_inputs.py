@@ -573,6 +573,37 @@ def test_a_swallowed_ctrl_c_still_interrupts(then):
     assert "went on" not in result.stdout
 
 
+# A recording stopped by Ctrl-C at its 10th frame, plainly or where TensorFlow would turn it into another error.
+CTRL_C_WHILE_RECORDING = """
+import os, signal, sys, time
+from agegender import cli, video
+from agegender.predict import Predictor
+
+def ctrl_c_at_frame_10(frames, results):
+    if frames == 10:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(30)
+        except BaseException:
+            if sys.argv[3] == "swallowed":
+                raise RuntimeError("in user code: KeyboardInterrupt")
+            raise
+
+cli.run(lambda: video.run(Predictor(), sys.argv[1], out=sys.argv[2], on_frame=ctrl_c_at_frame_10))
+"""
+
+
+@pytest.mark.parametrize("ctrl_c", ["plain", "swallowed"])
+def test_ctrl_c_ends_a_recording_and_keeps_it(tmp_path, assets, ctrl_c):
+    out = tmp_path / "recording.mp4"
+    result = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_RECORDING, str(assets.video), str(out), ctrl_c],
+                            capture_output=True, text=True, cwd=ROOT, preexec_fn=default_ctrl_c, timeout=300)
+    assert result.returncode == 130 and result.stderr.strip().endswith("interrupted"), result.stderr
+    recording = cv2.VideoCapture(str(out))
+    assert int(recording.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
+    assert os.listdir(tmp_path) == ["recording.mp4"]  # and no temporary left beside it
+
+
 def test_a_killed_wash_leaves_a_temporary_that_the_next_wash_removes(tmp_path, assets):
     out = str(tmp_path / "store")
     wash = start_wash(out)
