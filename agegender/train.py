@@ -185,6 +185,7 @@ class Trainer:
                 config.learning_rate, self.steps_per_epoch, config.learning_rate_decay, staircase=True)
         else:
             raise TrainError(f"unknown schedule {config.schedule!r}; choose exponential or cosine")
+        self.variables = self.model.trainable_variables + (self.balance.trainable_variables if self.balance else ())
         # With --ema-decay the optimizer also keeps the weights' moving average (Keras's own EMA), a
         # checkpointed variable beside each weight.
         averaging = {"use_ema": bool(config.ema_decay), "ema_momentum": config.ema_decay}
@@ -192,11 +193,14 @@ class Trainer:
             self.optimizer = tf.keras.optimizers.SGD(schedule, momentum=config.momentum, **averaging)
         elif config.optimizer == "adam":
             self.optimizer = tf.keras.optimizers.Adam(schedule, **averaging)
+        elif config.optimizer == "adamw":  # the decay shrinks the kernels only, as the L2 term would
+            self.optimizer = tf.keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **averaging)
+            kernels = {id(kernel) for kernel in self.model.kernels}
+            self.optimizer.exclude_from_weight_decay([v for v in self.variables if id(v) not in kernels])
         else:
-            raise TrainError(f"unknown optimizer {config.optimizer!r}; choose sgd or adam")
+            raise TrainError(f"unknown optimizer {config.optimizer!r}; choose sgd, adam or adamw")
         # Weights n / (k * n_c) average 1 over the training faces, so weighted losses keep their scale.
         self.class_weights = class_weight_vectors(self.manifest, config.tasks) if config.class_weights else None
-        self.variables = self.model.trainable_variables + (self.balance.trainable_variables if self.balance else ())
         # Its slots (momentum, Adam's moments) made now, inside the strategy's scope: made lazily inside
         # the first distributed step they would not be mirrored.
         self.optimizer.build(self.variables)
@@ -256,7 +260,8 @@ class Trainer:
                 face_losses = {task: shares * loss + (1 - shares) * partner_losses[task]
                                for task, loss in face_losses.items()}
             objective = self.balance(face_losses) if self.balance else tf.add_n(list(face_losses.values()))
-            l2 = self.config.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.model.kernels])
+            l2 = (0.0 if self.config.optimizer == "adamw"  # its optimizer decays the kernels instead
+                  else self.config.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.model.kernels]))
             # Each replica sees its share of the global batch: these scale its loss so that the gradients
             # summed over the replicas are those of the global batch's mean loss, with L2 counted once.
             total = (tf.nn.compute_average_loss(objective, global_batch_size=self.global_batch)

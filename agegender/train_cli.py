@@ -10,7 +10,7 @@ from dataclasses import asdict, fields
 
 from agegender import atomic, cli, store
 from agegender.errors import AgeGenderError, tensorflow_message
-from agegender.train_options import DEFAULT_LEARNING_RATES, STRATEGIES, TrainConfig, TrainError
+from agegender.train_options import DEFAULT_LEARNING_RATES, DEFAULT_WEIGHT_DECAYS, STRATEGIES, TrainConfig, TrainError
 
 JOINT, GENDER, AGE_GROUP = ("gender", "age_group"), ("gender",), ("age_group",)
 SCRIPTS = {JOINT: "joint/jointly.py", GENDER: "gender/gender.py", AGE_GROUP: "age/age.py"}  # by the tasks they train
@@ -51,8 +51,10 @@ def parse_arguments(tasks):
     arguments = parser.parse_args()
     given = {field.name: getattr(arguments, field.name) for field in options if hasattr(arguments, field.name)}
     arguments.given = set(given)
-    # The one default that is not a constant: the learning rate suits the optimizer.
-    given.setdefault("learning_rate", DEFAULT_LEARNING_RATES[given.get("optimizer", TrainConfig.optimizer)])
+    # The defaults that are not constants: the learning rate and weight decay suit the optimizer.
+    optimizer = given.get("optimizer", TrainConfig.optimizer)
+    given.setdefault("learning_rate", DEFAULT_LEARNING_RATES[optimizer])
+    given.setdefault("weight_decay", DEFAULT_WEIGHT_DECAYS[optimizer])
     config = TrainConfig(tasks=tasks, **given)
     if config.width != 1.0 and config.architecture != "improved":
         parser.error("--width: the original architecture's channels are fixed; add --arch improved")

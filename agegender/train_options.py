@@ -8,7 +8,10 @@ from agegender.errors import AgeGenderError
 
 # The networks model.ARCHITECTURES builds, by name (a test checks that the two agree).
 ARCHITECTURES = ("original", "improved")
-DEFAULT_LEARNING_RATES = {"adam": 0.001, "sgd": 0.01}
+DEFAULT_LEARNING_RATES = {"adam": 0.001, "adamw": 0.001, "sgd": 0.01}
+# L2 (sgd, adam) has its strength in the loss; AdamW's decoupled decay is a share of each kernel taken
+# off per step, times the learning rate, so its usual values are a hundred times larger.
+DEFAULT_WEIGHT_DECAYS = {"adam": 5e-4, "adamw": 0.05, "sgd": 5e-4}
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")  # train.make_strategy's
 
 
@@ -36,7 +39,8 @@ class TrainConfig:
     # Adam reached a slightly better validation accuracy than the original's SGD with momentum in
     # 8 joint epochs on UTKFace (mean of gender and age 0.784 against 0.780; bench/RESULTS.md).
     optimizer: str = field(default="adam", metadata=cli.option(
-        "Adam, or SGD with momentum as the original", choices=("sgd", "adam")))
+        "Adam, Adam with decoupled weight decay (AdamW, Loshchilov & Hutter 2019), or SGD with momentum as "
+        "the original", choices=("sgd", "adam", "adamw")))
     # Not given, it is the optimizer's own (train_cli): TrainConfig(optimizer="sgd") keeps this one.
     learning_rate: float = field(default=DEFAULT_LEARNING_RATES["adam"], metadata=cli.option(
         "initial learning rate", type=cli.positive_float,
@@ -49,8 +53,11 @@ class TrainConfig:
         "learning rate: times --learning-rate-decay after every epoch, or one warm-up epoch then a cosine "
         "down to zero at the last epoch", choices=("exponential", "cosine")))
     momentum: float = 0.9
-    weight_decay: float = field(default=5e-4, metadata=cli.option(
-        "L2 on the kernels, as the original", type=cli.non_negative_float))
+    # Not given, it is the optimizer's own (train_cli), as the learning rate.
+    weight_decay: float = field(default=DEFAULT_WEIGHT_DECAYS["adam"], metadata=cli.option(
+        "L2 on the kernels in the loss, as the original; with adamw the share of each kernel taken off per "
+        "step, times the learning rate, in place of the L2", type=cli.non_negative_float,
+        default_text=", ".join(f"{decay} for {name}" for name, decay in DEFAULT_WEIGHT_DECAYS.items())))
     dropout: float = field(default=0.5, metadata=cli.option(
         "share of the fully connected layers' units dropped in training", type=cli.fraction))
     augment: bool = field(default=True, metadata=cli.option(
