@@ -48,13 +48,20 @@ def test_exact_age_metrics_mae_cs5_signed_error_and_the_groups_the_years_fall_in
 def test_report_has_every_task_and_breakdowns_by_gender_age_group_and_race():
     truth = {"gender": [0, 1, 1, 0], "age_group": [0, 1, 3, 3], "exact_age": [20, 35, 70, 65]}
     predicted = {"gender": [0, 1, 0, 0], "age_group": [0, 2, 3, 1], "exact_age": [22, 35, 61, 64]}
-    faces = {"gender": np.array(truth["gender"]), "age_group": np.array(truth["age_group"]), "race": np.array([0, 2, 2, 4])}
+    faces = {"gender": np.array(truth["gender"]), "age_group": np.array(truth["age_group"]), "race": np.array([0, 2, 2, 4]),
+             "age": np.array([20, 35, 70, 65])}
     names = {"gender": ["male", "female"], "age_group": ["0-29", "30-45", "46-59", "60+"], "exact_age": None}
     figures = evaluate.report(names, truth, predicted, faces, (30, 46, 60))
     assert figures["gender"]["accuracy"] == 0.75
     assert figures["gender"]["by"]["race"] == {"White": {"faces": 1, "accuracy": 1.0},
                                                "Asian": {"faces": 2, "accuracy": 0.5},
                                                "Others": {"faces": 1, "accuracy": 1.0}}
+    assert figures["gender"]["by"]["race, 18 and over"] == figures["gender"]["by"]["race"]
+    faces["age"] = np.array([20, 35, 17, 65])  # the Asian face gender missed is a child's
+    figures = evaluate.report(names, truth, predicted, faces, (30, 46, 60))
+    assert figures["gender"]["by"]["race, 18 and over"] == {"White": {"faces": 1, "accuracy": 1.0},
+                                                            "Asian": {"faces": 1, "accuracy": 1.0},
+                                                            "Others": {"faces": 1, "accuracy": 1.0}}
     assert figures["age_group"]["one_off_accuracy"] == 0.75 and figures["age_group"]["by"]["gender"]["female"]["faces"] == 2
     assert math.isclose(figures["exact_age"]["mae"], (2 + 0 + 9 + 1) / 4)
     assert evaluate.headline("age_group", figures["age_group"]).startswith("accuracy 0.5000, balanced accuracy")
