@@ -151,7 +151,7 @@ class CtrlC:
 
 def run(main, interrupted="interrupted"):
     """Call main(); a user's error (or a file the system refused) ends in one line on stderr, exit 1;
-    Ctrl-C in the line `interrupted`, exit 130."""
+    Ctrl-C in the line `interrupted` (with the error, if ours ended the block after it), exit 130."""
     try:
         with CtrlC():
             main()
@@ -159,6 +159,9 @@ def run(main, interrupted="interrupted"):
         sys.exit(f"error: {error}")
     except OSError as error:
         sys.exit(f"error: {error.filename}: {error.strerror}" if error.filename else f"error: {error}")
-    except KeyboardInterrupt:
-        print(f"\n{interrupted}", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        # Our own error as the interrupted block ended (a recording that could not be written whole) still
+        # says what was lost; CtrlC raises the KeyboardInterrupt from it.
+        lost = f" ({interrupt.__cause__})" if isinstance(interrupt.__cause__, AgeGenderError) else ""
+        print(f"\n{interrupted}{lost}", file=sys.stderr)
         sys.exit(130)

@@ -682,6 +682,17 @@ def test_full_disk_while_writing_a_video(small_disk, assets):
     assert_disk_as_before(small_disk)
 
 
+@pytest.mark.parametrize("small_disk", ["20k"], indirect=True)
+def test_ctrl_c_while_recording_onto_a_full_disk_says_the_recording_was_lost(small_disk, assets):
+    out = small_disk / "recording.mp4"
+    result = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_RECORDING, str(assets.video), str(out), "plain"],
+                            capture_output=True, text=True, cwd=ROOT, preexec_fn=default_ctrl_c, timeout=300)
+    assert result.returncode == 130
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"interrupted ({out}: the video could not be written whole"), result.stderr
+    assert_disk_as_before(small_disk)
+
+
 def test_the_same_video_on_a_disk_with_room_is_written_whole(tmp_path, assets):
     result = run_script("joint/real_time.py", "--source", assets.video, "--no-display",
                         "--out", tmp_path / "annotated.mp4")
