@@ -8,7 +8,8 @@ installed as agegender-test.
 
 Reports accuracy, balanced accuracy, one-off accuracy for age groups (MAE and CS(5) for a model with an
 exact-age head), the expected calibration error of each head, confusion matrices (PNG), and accuracy
-per gender, age group and race, so differences between groups of people are visible.
+per gender, age group and race (and race among faces 18 and over), so differences between groups of
+people are visible.
 """
 import argparse
 import os
