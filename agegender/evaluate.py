@@ -91,7 +91,7 @@ def age_estimation_metrics(truth_years, predicted_years, age_edges):
 
 
 # Gender is much harder to read in children's faces, and UTKFace's races hold unequal shares of children
-# (a quarter of its Asian faces, a twentieth of its Black ones): the races compared among adults only
+# (over a quarter of its Asian faces, a twentieth of its Black ones): the races compared among adults only
 # show how much of a gap between them is that.
 ADULT_AGE = 18
 ADULT_RACE = "race, 18 and over"
@@ -103,8 +103,8 @@ def report(class_names, truth, predicted, faces, age_edges, probabilities=None):
     class_names, truth, predicted: per task ("gender", "age_group", "exact_age": years); faces: the labels of
     the faces ({"gender", "age_group", "race"} arrays, and "age" for the races among adults) for
     breakdowns by gender, age group and race, so that differences between groups of people are shown,
-    not averaged away. With the probabilities
-    per task, the classification heads also report their expected calibration error.
+    not averaged away. With the probabilities per task, the classification heads also report their
+    expected calibration error.
     """
     group_names = {"gender": dict(enumerate(labels.GENDER_NAMES)),
                    "age_group": dict(enumerate(labels.age_group_names(age_edges))),
