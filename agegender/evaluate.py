@@ -91,10 +91,11 @@ def age_estimation_metrics(truth_years, predicted_years, age_edges):
 
 
 # Gender is much harder to read in children's faces, and UTKFace's races hold unequal shares of children
-# (over a quarter of its Asian faces, a twentieth of its Black ones): the races compared among adults only
-# show how much of a gap between them is that.
+# (over a quarter of its Asian faces, a twentieth of its Black ones): children against adults, and the races
+# compared among adults only, show how much of a gap between races is that.
 ADULT_AGE = 18
 ADULT_RACE = "race, 18 and over"
+CHILD_OR_ADULT = "age, 18"
 
 
 def report(class_names, truth, predicted, faces, age_edges, probabilities=None):
@@ -109,9 +110,13 @@ def report(class_names, truth, predicted, faces, age_edges, probabilities=None):
     group_names = {"gender": dict(enumerate(labels.GENDER_NAMES)),
                    "age_group": dict(enumerate(labels.age_group_names(age_edges))),
                    "race": dict(enumerate(labels.RACE_NAMES))}
-    if "age" in faces and "race" in faces:
-        faces = {**faces, ADULT_RACE: np.where(np.asarray(faces["age"]) >= ADULT_AGE, faces["race"], -1)}
-        group_names[ADULT_RACE] = group_names["race"]
+    if "age" in faces:
+        adult = np.asarray(faces["age"]) >= ADULT_AGE
+        faces = {**faces, CHILD_OR_ADULT: adult.astype(int)}
+        group_names[CHILD_OR_ADULT] = {0: f"under {ADULT_AGE}", 1: f"{ADULT_AGE} and over"}
+        if "race" in faces:
+            faces[ADULT_RACE] = np.where(adult, faces["race"], -1)
+            group_names[ADULT_RACE] = group_names["race"]
     figures = {}
     for task, names in class_names.items():
         if task == "exact_age":

@@ -216,7 +216,8 @@ class Trainer:
 
     def face_losses(self, logits, batch_labels, training, teacher=None):
         """Per task, each face's loss: cross-entropy (exact age: against a Gaussian around the true age,
-        plus the expected age's error in years); in training, label smoothing and class weights too.
+        plus the expected age's error in years); in training, label smoothing, class weights and children's
+        gender weight too.
         teacher: per task, the teacher's probabilities for the same faces, blended into the targets
         (config.teacher_share of them) of the tasks it has."""
         losses = {}
@@ -236,6 +237,9 @@ class Trainer:
                     predicted_values(task, task_logits) - tf.cast(truth, tf.float32))
             if training and self.class_weights is not None and task in self.class_weights:
                 per_face *= tf.gather(self.class_weights[task], truth)
+            if training and task == "gender" and self.config.child_gender_weight != 1:
+                children = batch_labels["age"] < evaluate.ADULT_AGE
+                per_face *= tf.where(children, self.config.child_gender_weight, 1.0)
             if task == "race":  # -1: the source does not say (IMDB-WIKI)
                 per_face *= tf.cast(truth >= 0, tf.float32)
             losses[task] = per_face

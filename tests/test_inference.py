@@ -120,7 +120,7 @@ def test_evaluate_a_store_a_raw_folder_and_an_image(model, utk_store, tmp_path):
     for task in ("gender", "age_group"):
         assert figures[task]["faces"] == len(test_labels["age"])
         assert np.sum(figures[task]["confusion_matrix"]) == len(test_labels["age"])
-        assert set(figures[task]["by"]) == {"gender", "age_group", "race", "race, 18 and over"}
+        assert set(figures[task]["by"]) == {"gender", "age_group", "race", "age, 18", "race, 18 and over"}
         assert sum(row["faces"] for row in figures[task]["by"]["race"].values()) == len(test_labels["age"])
         assert (sum(row["faces"] for row in figures[task]["by"]["race, 18 and over"].values())
                 == np.sum((test_labels["age"] >= 18) & (test_labels["race"] >= 0)))

@@ -62,6 +62,8 @@ def test_report_has_every_task_and_breakdowns_by_gender_age_group_and_race():
     assert figures["gender"]["by"]["race, 18 and over"] == {"White": {"faces": 1, "accuracy": 1.0},
                                                             "Asian": {"faces": 1, "accuracy": 1.0},
                                                             "Others": {"faces": 1, "accuracy": 1.0}}
+    assert figures["gender"]["by"]["age, 18"] == {"under 18": {"faces": 1, "accuracy": 0.0},
+                                                  "18 and over": {"faces": 3, "accuracy": 1.0}}
     assert figures["age_group"]["one_off_accuracy"] == 0.75 and figures["age_group"]["by"]["gender"]["female"]["faces"] == 2
     assert math.isclose(figures["exact_age"]["mae"], (2 + 0 + 9 + 1) / 4)
     assert evaluate.headline("age_group", figures["age_group"]).startswith("accuracy 0.5000, balanced accuracy")

@@ -290,3 +290,20 @@ def test_adamw_decays_the_kernels_in_place_of_l2_and_leaves_the_rest(utk_store, 
             np.testing.assert_allclose(np.linalg.norm(new) / np.linalg.norm(old), 0.9, atol=0.005, err_msg=variable.name)
         else:
             assert np.abs(new - old).max() < 0.005, variable.name
+
+
+def test_children_s_gender_loss_is_weighted_in_training_only(utk_store, tmp_path):
+    trainer = Trainer(utk_store, tmp_path / "run", TrainConfig(child_gender_weight=3.0))
+    images, labels = next(iter(split_dataset(utk_store, "train", 64)))
+    children = labels["age"].numpy() < 18
+    assert 0 < children.sum() < len(children)  # the batch holds both
+    logits = {task: tf.constant(np.random.default_rng(3).normal(size=(64, count)), tf.float32)
+              for task, count in trainer.model.class_counts.items()}
+    weighted = trainer.face_losses(logits, labels, training=True)
+    plain = Trainer(utk_store, tmp_path / "plain", TrainConfig()).face_losses(logits, labels, training=True)
+    np.testing.assert_allclose(weighted["gender"].numpy(), plain["gender"].numpy() * np.where(children, 3.0, 1.0),
+                               rtol=1e-6)
+    np.testing.assert_allclose(weighted["age_group"].numpy(), plain["age_group"].numpy())
+    # Validation losses stay plain, comparable between runs: without label smoothing, as the plain run's.
+    np.testing.assert_allclose(trainer.face_losses(logits, labels, training=False)["gender"].numpy(),
+                               plain["gender"].numpy())
