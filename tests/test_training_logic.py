@@ -1,6 +1,6 @@
 """Training's pure parts on small tensors: soft age targets, read-outs, augmentation, mixup, task balance,
-LRN, the improved network's width, a teacher's share of the targets, AdamW's decay; the views inference
-averages."""
+LRN, the improved network's width, a teacher's share of the targets, AdamW's decay, children's gender
+weight; the views inference averages."""
 import json
 
 import cv2
