@@ -155,6 +155,51 @@ def test_existing_output_is_kept_unless_forced_and_never_half_replaced(tmp_path,
     assert sorted(os.listdir(tmp_path)) == ["empty", "store"]
 
 
+def test_learning_curve_stores_nest_and_its_fit_finds_the_power_law_of_the_runs_errors(tmp_path, messy_utkface):
+    """bench/learning_curve.py: smaller train splits inside each other, valid and test as they were; the
+    power law through runs' valid errors, and the faces at which it reaches a goal."""
+    source = tmp_path / "store"
+    shutil.copytree(messy_utkface[0], source)
+    run_script("bench/learning_curve.py", "stores", "0.25", "0.5", "--data", source)
+    full_images, full_labels = store.load_split(source, "train")
+    rows_of = {}
+    for percent in (25, 50):
+        subset = tmp_path / f"store-train{percent}"
+        images, subset_labels = store.load_split(subset, "train")
+        assert len(images) == round(percent / 100 * len(full_images))
+        rows_of[percent] = {image.tobytes() + bytes(str([subset_labels[name][i] for name in store.LABEL_COLUMNS]), "ascii")
+                            for i, image in enumerate(images)}
+        keys = [row["key"] for row in read_csv_rows(subset / "train" / "index.csv")]
+        assert [int(key.split("/")[-1].split("_")[0]) for key in keys] == subset_labels["age"].tolist()
+        for split in ("valid", "test"):
+            assert np.array_equal(store.load_split(subset, split)[0], store.load_split(source, split)[0])
+    full_rows = {image.tobytes() + bytes(str([full_labels[name][i] for name in store.LABEL_COLUMNS]), "ascii")
+                 for i, image in enumerate(full_images)}
+    assert rows_of[25] < rows_of[50] < full_rows
+
+    # Runs whose gender error is 0.2 at the whole train split and halves with four times the faces:
+    # error = a * faces^-0.5, so the goal's 0.06 comes at (0.2 / 0.06)^2 times the whole split's faces.
+    faces = len(full_images)
+    for name, percent in (("run25", 25), ("run50", 50), ("bundled", 100)):
+        count = len(full_images) if percent == 100 else round(percent / 100 * faces)
+        error = 0.2 * (count / faces) ** -0.5
+        (tmp_path / name).mkdir()
+        epoch = {"epoch": 1, "valid_score": 0.7, "valid": {"gender": {"accuracy": 1 - error},
+                 "age_group": {"accuracy": 0.7}, "exact_age": {"mae": 5.0, "cs5": 0.6}}}
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"history": [epoch], "best_epoch": 1}))
+        if percent < 100:  # a bundled model has no config.json: its store is --data
+            (tmp_path / name / "config.json").write_text(json.dumps({"data": str(tmp_path / f"store-train{percent}")}))
+    fit = run_script("bench/learning_curve.py", "fit", *(tmp_path / name for name in ("bundled", "run50", "run25")),
+                     "--data", source).stdout
+    gender = next(line for line in fit.splitlines() if line.startswith("  gender:"))
+    assert gender == (f"  gender: exponent 0.500; at {2 * faces:,} faces {0.2 / 2 ** 0.5:.4f}, at {4 * faces:,} 0.1000; "
+                      f"goal 0.0600 at {faces * (0.2 / 0.06) ** 2:,.0f} faces (11.1x)"), gender
+    assert "age groups: exponent 0.000" in fit and "(inf" in fit  # a flat error never reaches its goal
+    one_size = run_script("bench/learning_curve.py", "fit", tmp_path / "bundled", "--data", source, check=False)
+    assert (one_size.returncode, one_size.stdout) == (1, "")
+    assert one_size.stderr.strip() == "error: fit needs runs on at least two sizes of train split"
+
+
 def write_wiki_images(folder, records, faces):
     """Write real faces at the paths wiki.mat names, each placed inside its metadata face box."""
     for record, face in zip(records, faces):

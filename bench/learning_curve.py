@@ -1,0 +1,141 @@
+"""How the bundled recipe's valid figures grow with the number of training faces, and what that says
+more faces of the same kind would buy: whether issue 13's goals are within reach of this data.
+
+    python bench/learning_curve.py stores 0.25 0.5     # data/utk-train25, data/utk-train50: part of data/utk's train split
+    RUN=runs/train50 bash bench/train_bundled.sh improved --seed 1 --data data/utk-train50
+    python bench/learning_curve.py fit models/improved runs/train50 runs/train25
+
+A smaller store keeps data/utk's valid and test splits (linked, not copied) and the first part of one
+fixed random order of its train faces, so each smaller train split lies inside every larger one. `fit`
+reads each run's valid figures at its best epoch and its train faces (its config.json's store; 17,071
+for a bundled model, which was trained on data/utk), and fits each error (1 - accuracy, MAE, 1 - CS(5))
+to a power law of the faces, error = a * faces ** -b (Hestness et al. 2017, with no floor that more
+faces cannot pass: the most hopeful reading); it prints the fit, the error it predicts at twice and
+four times the faces, and the faces at which it would reach the goal.
+"""
+import argparse
+import csv
+import json
+import os
+
+import numpy as np
+
+from agegender import atomic, cli, store
+from agegender.errors import AgeGenderError
+from ablation_table import valid_figures
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_STORE = os.path.join(ROOT, "data", "utk")  # the README's wash command's, which the bundled models learned from
+INDEX = "index.csv"  # a split's faces: shard, row, the image they came from, labels
+ORDER_SEED = 0  # one order of the train faces for every fraction: smaller subsets nest in larger ones
+# Issue 13's goals for the best bundled model, as errors: 1 - gender, 1 - age groups, MAE, 1 - CS(5).
+GOALS = {"gender": 1 - 0.94, "age groups": 1 - 0.76, "MAE": 4.7, "CS(5)": 1 - 0.66}
+
+
+def write_subset_store(source, target, fraction):
+    """A store at `target` with `source`'s valid and test splits (symbolic links) and the first
+    `fraction` of its train faces in the fixed random order, as one shard, with its index.csv."""
+    manifest = store.read_manifest(source)
+    images, labels = (np.concatenate([np.load(path, allow_pickle=False) for path in paths])
+                      for paths in zip(*store.shard_paths(source, manifest, "train")))
+    with open(os.path.join(source, "train", INDEX), encoding="utf-8", newline="") as file:
+        header, *index = list(csv.reader(file))  # one row a face, in the shards' order
+    order = np.random.default_rng(ORDER_SEED).permutation(len(images))
+    kept = np.sort(order[:round(fraction * len(images))])  # in the store's own order
+    columns = {name: labels[kept, i] for i, name in enumerate(store.LABEL_COLUMNS)}
+    train = {"faces": int(len(kept)), "shards": [{"images": "images-00000.npy", "labels": "labels-00000.npy",
+                                                  "faces": int(len(kept))}],
+             "gender": np.bincount(columns["gender"], minlength=2).tolist(),
+             "age_group": np.bincount(columns["age_group"], minlength=len(manifest["age_group_names"])).tolist()}
+    with atomic.replacing_folder(target, store.MANIFEST, "a dataset store") as folder:
+        for split in store.SPLITS:
+            os.makedirs(os.path.join(folder, split))
+        for split in ("valid", "test"):
+            for name in os.listdir(os.path.join(source, split)):
+                os.symlink(os.path.abspath(os.path.join(source, split, name)), os.path.join(folder, split, name))
+        atomic.save_npy(os.path.join(folder, "train", "images-00000.npy"), images[kept])
+        atomic.save_npy(os.path.join(folder, "train", "labels-00000.npy"), labels[kept])
+        atomic.write_csv(os.path.join(folder, "train", INDEX), header,
+                         [["0", str(row), *index[face][2:]] for row, face in enumerate(kept)])
+        subset = {**manifest, "splits": {**manifest["splits"], "train": train},
+                  "options": {**manifest["options"], "train_subset": {"of": os.path.abspath(source),
+                                                                      "fraction": fraction,
+                                                                      "order_seed": ORDER_SEED}}}
+        atomic.write_json(os.path.join(folder, store.MANIFEST), subset)
+    return len(kept)
+
+
+def share(text):
+    """An option type: a share of the train faces, above 0 and at most 1."""
+    value = cli.positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: it must be above 0 and at most 1")
+    return value
+
+
+def stores(arguments):
+    for fraction in arguments.fractions:
+        target = f"{arguments.data.rstrip('/')}-train{round(100 * fraction)}"
+        print(f"{target}: {write_subset_store(arguments.data, target, fraction)} train faces")
+
+
+def train_faces(source, bundled_store):
+    """The train faces a run learned from: its store's (config.json), or bundled_store's for a bundled model."""
+    config = os.path.join(source, "config.json")
+    data = bundled_store
+    if os.path.isfile(config):
+        with open(config, encoding="utf-8") as file:
+            data = json.load(file)["data"]
+    return store.read_manifest(data)["splits"]["train"]["faces"]
+
+
+def errors_at_best_epoch(source):
+    """{goal name: valid error at the run's best epoch} (bench/ablation_table.py's figures)."""
+    path = os.path.join(source, "metrics.json")
+    try:
+        with open(path, encoding="utf-8") as file:
+            metrics = json.load(file)
+        best = next(epoch for epoch in metrics["history"] if epoch["epoch"] == metrics["best_epoch"])
+    except (OSError, ValueError, KeyError, StopIteration):
+        raise AgeGenderError(f"{path}: not the metrics.json of a training run") from None
+    gender, age_groups, mae, cs5 = valid_figures(best)
+    return {"gender": 1 - gender, "age groups": 1 - age_groups, "MAE": mae, "CS(5)": 1 - cs5}
+
+
+def fit(arguments):
+    faces = np.array([train_faces(source, arguments.data) for source in arguments.runs], float)
+    errors = [errors_at_best_epoch(source) for source in arguments.runs]
+    if len(set(faces)) < 2:
+        raise AgeGenderError("fit needs runs on at least two sizes of train split")
+    print("| train faces | run | valid error: gender, age groups, MAE, CS(5) |\n| --- | --- | --- |")
+    for count, source, error in sorted(zip(faces, arguments.runs, errors)):
+        print(f"| {count:,.0f} | `{source}` | " + ", ".join(f"{value:.4f}" for value in error.values()) + " |")
+    largest = faces.max()
+    print(f"\npower law error = a * faces^-b, least squares in log-log over {len(faces)} runs:")
+    for name, goal in GOALS.items():
+        slope, log_a = np.polyfit(np.log(faces), np.log([error[name] for error in errors]), 1)
+        exponent = round(-slope, 6) + 0.0  # a flat error's slope is 1e-17 either side of 0: print it as 0.000
+        at = {times: np.exp(log_a - exponent * np.log(times * largest)) for times in (2, 4)}
+        needed = np.exp((log_a - np.log(goal)) / exponent) if exponent > 0 else float("inf")
+        print(f"  {name}: exponent {exponent:.3f}; at {largest * 2:,.0f} faces {at[2]:.4f}, at {largest * 4:,.0f} "
+              f"{at[4]:.4f}; goal {goal:.4f} at {needed:,.0f} faces ({needed / largest:.1f}x)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    make = commands.add_parser("stores", help="write DATA-trainNN stores with part of DATA's train split")
+    make.add_argument("fractions", nargs="+", type=share, help="shares of the train faces (0.5: half)")
+    make.set_defaults(command=stores)
+    curve = commands.add_parser("fit", help="fit the runs' valid errors to a power law of their train faces")
+    curve.add_argument("runs", nargs="+", help="training run folders or bundled model folders")
+    curve.set_defaults(command=fit)
+    for command in (make, curve):
+        command.add_argument("--data", default=DEFAULT_STORE, help="the whole store (default: data/utk); for "
+                             "fit, the one a bundled model (no config.json) learned from")
+    arguments = parser.parse_args()
+    arguments.command(arguments)
+
+
+if __name__ == "__main__":
+    cli.run(main)  # a store or run that is missing or not readable: one line, no traceback
