@@ -7,7 +7,8 @@ more faces of the same kind would buy: whether issue 13's goals are within reach
 
 A smaller store keeps data/utk's valid and test splits (linked, not copied) and the first part of one
 fixed random order of its train faces, so each smaller train split lies inside every larger one. `fit`
-reads each run's valid figures at its best epoch and its train faces (its config.json's store; 17,071
+reads each run's valid figures at its best epoch (with --split test, the test figures the run printed
+as it ended: a second reading, as nothing is chosen here) and its train faces (its config.json's store; 17,071
 for a bundled model, which was trained on data/utk), and fits each error (1 - accuracy, MAE, 1 - CS(5))
 to a power law of the faces, error = a * faces ** -b (Hestness et al. 2017, with no floor that more
 faces cannot pass: the most hopeful reading); it prints the fit, the error it predicts at twice and
@@ -22,7 +23,6 @@ import numpy as np
 
 from agegender import atomic, cli, store
 from agegender.errors import AgeGenderError
-from ablation_table import valid_figures
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_STORE = os.path.join(ROOT, "data", "utk")  # the README's wash command's, which the bundled models learned from
@@ -89,25 +89,28 @@ def train_faces(source, bundled_store):
     return store.read_manifest(data)["splits"]["train"]["faces"]
 
 
-def errors_at_best_epoch(source):
-    """{goal name: valid error at the run's best epoch} (bench/ablation_table.py's figures)."""
+def errors_at_best_epoch(source, split):
+    """{goal name: error at the run's best epoch} on the valid split (its history), or on the test split
+    (the figures the run printed once, as it ended)."""
     path = os.path.join(source, "metrics.json")
     try:
         with open(path, encoding="utf-8") as file:
             metrics = json.load(file)
         best = next(epoch for epoch in metrics["history"] if epoch["epoch"] == metrics["best_epoch"])
-    except (OSError, ValueError, KeyError, StopIteration):
-        raise AgeGenderError(f"{path}: not the metrics.json of a training run") from None
-    gender, age_groups, mae, cs5 = valid_figures(best)
-    return {"gender": 1 - gender, "age groups": 1 - age_groups, "MAE": mae, "CS(5)": 1 - cs5}
+        figures = best["valid"] if split == "valid" else metrics["test"]
+        return {"gender": 1 - figures["gender"]["accuracy"], "age groups": 1 - figures["age_group"]["accuracy"],
+                "MAE": figures["exact_age"]["mae"], "CS(5)": 1 - figures["exact_age"]["cs5"]}
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        raise AgeGenderError(f"{path}: not the metrics.json of a training run of the improved network "
+                             "with the exact age") from None
 
 
 def fit(arguments):
     faces = np.array([train_faces(source, arguments.data) for source in arguments.runs], float)
-    errors = [errors_at_best_epoch(source) for source in arguments.runs]
+    errors = [errors_at_best_epoch(source, arguments.split) for source in arguments.runs]
     if len(set(faces)) < 2:
         raise AgeGenderError("fit needs runs on at least two sizes of train split")
-    print("| train faces | run | valid error: gender, age groups, MAE, CS(5) |\n| --- | --- | --- |")
+    print(f"| train faces | run | {arguments.split} error: gender, age groups, MAE, CS(5) |\n| --- | --- | --- |")
     for count, source, error in sorted(zip(faces, arguments.runs, errors)):
         print(f"| {count:,.0f} | `{source}` | " + ", ".join(f"{value:.4f}" for value in error.values()) + " |")
     largest = faces.max()
@@ -129,6 +132,9 @@ def main():
     make.set_defaults(command=stores)
     curve = commands.add_parser("fit", help="fit the runs' valid errors to a power law of their train faces")
     curve.add_argument("runs", nargs="+", help="training run folders or bundled model folders")
+    curve.add_argument("--split", choices=("valid", "test"), default="valid",
+                       help="whose errors: the valid split's at each run's best epoch (default), or the test "
+                            "split's its run printed as it ended (nothing is chosen on them here)")
     curve.set_defaults(command=fit)
     for command in (make, curve):
         command.add_argument("--data", default=DEFAULT_STORE, help="the whole store (default: data/utk); for "

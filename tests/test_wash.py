@@ -177,8 +177,9 @@ def test_learning_curve_stores_nest_and_its_fit_finds_the_power_law_of_the_runs_
                  for i, image in enumerate(full_images)}
     assert rows_of[25] < rows_of[50] < full_rows
 
-    # Runs whose gender error is 0.2 at the whole train split and halves with four times the faces:
+    # Runs whose valid gender error is 0.2 at the whole train split and halves with four times the faces:
     # error = a * faces^-0.5, so the goal's 0.06 comes at (0.2 / 0.06)^2 times the whole split's faces.
+    # Their test figures (printed once, as a run ends) have a flat gender error, and the age groups' halves.
     faces = len(full_images)
     for name, percent in (("run25", 25), ("run50", 50), ("bundled", 100)):
         count = len(full_images) if percent == 100 else round(percent / 100 * faces)
@@ -186,7 +187,8 @@ def test_learning_curve_stores_nest_and_its_fit_finds_the_power_law_of_the_runs_
         (tmp_path / name).mkdir()
         epoch = {"epoch": 1, "valid_score": 0.7, "valid": {"gender": {"accuracy": 1 - error},
                  "age_group": {"accuracy": 0.7}, "exact_age": {"mae": 5.0, "cs5": 0.6}}}
-        (tmp_path / name / "metrics.json").write_text(json.dumps({"history": [epoch], "best_epoch": 1}))
+        test = {"gender": {"accuracy": 0.9}, "age_group": {"accuracy": 1 - error}, "exact_age": {"mae": 5.0, "cs5": 0.6}}
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"history": [epoch], "best_epoch": 1, "test": test}))
         if percent < 100:  # a bundled model has no config.json: its store is --data
             (tmp_path / name / "config.json").write_text(json.dumps({"data": str(tmp_path / f"store-train{percent}")}))
     fit = run_script("bench/learning_curve.py", "fit", *(tmp_path / name for name in ("bundled", "run50", "run25")),
@@ -195,6 +197,9 @@ def test_learning_curve_stores_nest_and_its_fit_finds_the_power_law_of_the_runs_
     assert gender == (f"  gender: exponent 0.500; at {2 * faces:,} faces {0.2 / 2 ** 0.5:.4f}, at {4 * faces:,} 0.1000; "
                       f"goal 0.0600 at {faces * (0.2 / 0.06) ** 2:,.0f} faces (11.1x)"), gender
     assert "age groups: exponent 0.000" in fit and "(inf" in fit  # a flat error never reaches its goal
+    test = run_script("bench/learning_curve.py", "fit", *(tmp_path / name for name in ("bundled", "run50", "run25")),
+                      "--data", source, "--split", "test").stdout
+    assert "| test error: gender," in test and "  gender: exponent 0.000" in test and "age groups: exponent 0.500" in test
     one_size = run_script("bench/learning_curve.py", "fit", tmp_path / "bundled", "--data", source, check=False)
     assert (one_size.returncode, one_size.stdout) == (1, "")
     assert one_size.stderr.strip() == "error: fit needs runs on at least two sizes of train split"
