@@ -8,11 +8,12 @@ more faces of the same kind would buy: whether issue 13's goals are within reach
 A smaller store keeps data/utk's valid and test splits (linked, not copied) and the first part of one
 fixed random order of its train faces, so each smaller train split lies inside every larger one. `fit`
 reads each run's valid figures at its best epoch (with --split test, the test figures the run printed
-as it ended: a second reading, as nothing is chosen here) and its train faces (its config.json's store; 17,071
-for a bundled model, which was trained on data/utk), and fits each error (1 - accuracy, MAE, 1 - CS(5))
-to a power law of the faces, error = a * faces ** -b (Hestness et al. 2017, with no floor that more
-faces cannot pass: the most hopeful reading); it prints the fit, the error it predicts at twice and
-four times the faces, and the faces at which it would reach the goal.
+as it ended: a second reading, as nothing is chosen here) and its train faces (its config.json's store;
+17,071 for a bundled model, which was trained on data/utk). For each error (1 - accuracy, MAE,
+1 - CS(5)) it averages the runs of a size and gives the exponent b of a power law, error = a * faces^-b
+(Hestness et al. 2017), from each size to the next. A learning curve flattens as it grows, so the last
+b carried on is the most hopeful extrapolation: it prints what that gives at twice and four times the
+faces, and the faces at which it would reach issue 13's goal.
 """
 import argparse
 import csv
@@ -105,23 +106,39 @@ def errors_at_best_epoch(source, split):
                              "with the exact age") from None
 
 
+def exponent(errors_before, errors_after, faces_before, faces_after):
+    """b of error = a * faces^-b through two points: how fast the error falls as the faces grow."""
+    slope = np.log(errors_after / errors_before) / np.log(faces_after / faces_before)
+    return round(-slope, 6) + 0.0  # a flat error's slope is 1e-17 either side of 0: shown as 0.000
+
+
 def fit(arguments):
-    faces = np.array([train_faces(source, arguments.data) for source in arguments.runs], float)
+    faces = [train_faces(source, arguments.data) for source in arguments.runs]
     errors = [errors_at_best_epoch(source, arguments.split) for source in arguments.runs]
-    if len(set(faces)) < 2:
+    sizes = sorted(set(faces))
+    if len(sizes) < 2:
         raise AgeGenderError("fit needs runs on at least two sizes of train split")
     print(f"| train faces | run | {arguments.split} error: gender, age groups, MAE, CS(5) |\n| --- | --- | --- |")
     for count, source, error in sorted(zip(faces, arguments.runs, errors)):
-        print(f"| {count:,.0f} | `{source}` | " + ", ".join(f"{value:.4f}" for value in error.values()) + " |")
-    largest = faces.max()
-    print(f"\npower law error = a * faces^-b, least squares in log-log over {len(faces)} runs:")
+        print(f"| {count:,} | `{source}` | " + ", ".join(f"{value:.4f}" for value in error.values()) + " |")
+    # Each size's runs (seeds) averaged, then the exponent b from each size to the next.
+    mean = {size: {name: np.mean([error[name] for count, error in zip(faces, errors) if count == size])
+                   for name in GOALS} for size in sizes}
+    print(f"\nmean error at each size (runs), and in brackets b of error = a * faces^-b from the size before:")
+    for before, size in zip([None, *sizes], sizes):
+        print(f"  {size:,} faces ({faces.count(size)}): " + ", ".join(
+            f"{name} {mean[size][name]:.4f}" + (f" (b {exponent(mean[before][name], mean[size][name], before, size):.3f})"
+                                                if before else "") for name in GOALS))
+    # A learning curve flattens as it grows (b falls from one size to the next): the last b, carried on,
+    # is the most that more faces of the same kind would give.
+    before, largest = sizes[-2:]
+    print(f"\nmore faces, at the b from {before:,} to {largest:,} faces:")
     for name, goal in GOALS.items():
-        slope, log_a = np.polyfit(np.log(faces), np.log([error[name] for error in errors]), 1)
-        exponent = round(-slope, 6) + 0.0  # a flat error's slope is 1e-17 either side of 0: print it as 0.000
-        at = {times: np.exp(log_a - exponent * np.log(times * largest)) for times in (2, 4)}
-        needed = np.exp((log_a - np.log(goal)) / exponent) if exponent > 0 else float("inf")
-        print(f"  {name}: exponent {exponent:.3f}; at {largest * 2:,.0f} faces {at[2]:.4f}, at {largest * 4:,.0f} "
-              f"{at[4]:.4f}; goal {goal:.4f} at {needed:,.0f} faces ({needed / largest:.1f}x)")
+        last = exponent(mean[before][name], mean[largest][name], before, largest)
+        at = {times: mean[largest][name] * times ** -last for times in (2, 4)}
+        needed = largest * (mean[largest][name] / goal) ** (1 / last) if last > 0 else float("inf")
+        print(f"  {name}: b {last:.3f}; at {largest * 2:,} faces {at[2]:.4f}, at {largest * 4:,} {at[4]:.4f}; "
+              f"goal {goal:.4f} at {needed:,.0f} faces ({needed / largest:.1f}x)")
 
 
 def main():
@@ -130,7 +147,7 @@ def main():
     make = commands.add_parser("stores", help="write DATA-trainNN stores with part of DATA's train split")
     make.add_argument("fractions", nargs="+", type=share, help="shares of the train faces (0.5: half)")
     make.set_defaults(command=stores)
-    curve = commands.add_parser("fit", help="fit the runs' valid errors to a power law of their train faces")
+    curve = commands.add_parser("fit", help="how the runs' errors fall with their train faces, and where that leads")
     curve.add_argument("runs", nargs="+", help="training run folders or bundled model folders")
     curve.add_argument("--split", choices=("valid", "test"), default="valid",
                        help="whose errors: the valid split's at each run's best epoch (default), or the test "

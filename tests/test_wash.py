@@ -194,12 +194,13 @@ def test_learning_curve_stores_nest_and_its_fit_finds_the_power_law_of_the_runs_
     fit = run_script("bench/learning_curve.py", "fit", *(tmp_path / name for name in ("bundled", "run50", "run25")),
                      "--data", source).stdout
     gender = next(line for line in fit.splitlines() if line.startswith("  gender:"))
-    assert gender == (f"  gender: exponent 0.500; at {2 * faces:,} faces {0.2 / 2 ** 0.5:.4f}, at {4 * faces:,} 0.1000; "
+    assert gender == (f"  gender: b 0.500; at {2 * faces:,} faces {0.2 / 2 ** 0.5:.4f}, at {4 * faces:,} 0.1000; "
                       f"goal 0.0600 at {faces * (0.2 / 0.06) ** 2:,.0f} faces (11.1x)"), gender
-    assert "age groups: exponent 0.000" in fit and "(inf" in fit  # a flat error never reaches its goal
+    assert f"  {faces:,} faces (1): gender 0.2000 (b 0.500), age groups 0.3000 (b 0.000)," in fit
+    assert "age groups: b 0.000" in fit and "(inf" in fit  # a flat error never reaches its goal
     test = run_script("bench/learning_curve.py", "fit", *(tmp_path / name for name in ("bundled", "run50", "run25")),
                       "--data", source, "--split", "test").stdout
-    assert "| test error: gender," in test and "  gender: exponent 0.000" in test and "age groups: exponent 0.500" in test
+    assert "| test error: gender," in test and "  gender: b 0.000" in test and "age groups: b 0.500" in test
     one_size = run_script("bench/learning_curve.py", "fit", tmp_path / "bundled", "--data", source, check=False)
     assert (one_size.returncode, one_size.stdout) == (1, "")
     assert one_size.stderr.strip() == "error: fit needs runs on at least two sizes of train split"
