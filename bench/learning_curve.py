@@ -8,7 +8,8 @@ more faces of the same kind would buy: whether issue 13's goals are within reach
 A smaller store keeps data/utk's valid and test splits (linked, not copied) and the first part of one
 fixed random order of its train faces, so each smaller train split lies inside every larger one. `fit`
 reads each run's valid figures at its best epoch (with --split test, the test figures the run printed
-as it ended: a second reading, as nothing is chosen here) and its train faces (its config.json's store;
+as it ended; with --split both, the two together: nothing is chosen here, so every held-out face may
+count) and its train faces (its config.json's store;
 17,071 for a bundled model, which was trained on data/utk). For each error (1 - accuracy, MAE,
 1 - CS(5)) it averages the runs of a size and gives the exponent b of a power law, error = a * faces^-b
 (Hestness et al. 2017), from each size to the next. A learning curve flattens as it grows, so the last
@@ -80,30 +81,34 @@ def stores(arguments):
         print(f"{target}: {write_subset_store(arguments.data, target, fraction)} train faces")
 
 
-def train_faces(source, bundled_store):
-    """The train faces a run learned from: its store's (config.json), or bundled_store's for a bundled model."""
+def run_manifest(source, bundled_store):
+    """The manifest of the store a run learned from: its config.json's, or bundled_store's for a bundled model."""
     config = os.path.join(source, "config.json")
     data = bundled_store
     if os.path.isfile(config):
         with open(config, encoding="utf-8") as file:
             data = json.load(file)["data"]
-    return store.read_manifest(data)["splits"]["train"]["faces"]
+    return store.read_manifest(data)
 
 
-def errors_at_best_epoch(source, split):
-    """{goal name: error at the run's best epoch} on the valid split (its history), or on the test split
-    (the figures the run printed once, as it ended)."""
+def held_out_errors(source, manifest, split):
+    """{goal name: error at the run's best epoch} on the valid split (its history), the test split (the
+    figures the run printed once, as it ended) or both (their errors weighted by their faces)."""
     path = os.path.join(source, "metrics.json")
     try:
         with open(path, encoding="utf-8") as file:
             metrics = json.load(file)
         best = next(epoch for epoch in metrics["history"] if epoch["epoch"] == metrics["best_epoch"])
-        figures = best["valid"] if split == "valid" else metrics["test"]
-        return {"gender": 1 - figures["gender"]["accuracy"], "age groups": 1 - figures["age_group"]["accuracy"],
-                "MAE": figures["exact_age"]["mae"], "CS(5)": 1 - figures["exact_age"]["cs5"]}
+        figures = {"valid": best["valid"], "test": metrics["test"]}
+        splits = ("valid", "test") if split == "both" else (split,)
+        errors = [{"gender": 1 - figures[one]["gender"]["accuracy"], "age groups": 1 - figures[one]["age_group"]["accuracy"],
+                   "MAE": figures[one]["exact_age"]["mae"], "CS(5)": 1 - figures[one]["exact_age"]["cs5"]}
+                  for one in splits]
     except (OSError, ValueError, KeyError, TypeError, StopIteration):
         raise AgeGenderError(f"{path}: not the metrics.json of a training run of the improved network "
                              "with the exact age") from None
+    faces = [manifest["splits"][one]["faces"] for one in splits]
+    return {name: float(np.average([error[name] for error in errors], weights=faces)) for name in GOALS}
 
 
 def exponent(errors_before, errors_after, faces_before, faces_after):
@@ -113,12 +118,14 @@ def exponent(errors_before, errors_after, faces_before, faces_after):
 
 
 def fit(arguments):
-    faces = [train_faces(source, arguments.data) for source in arguments.runs]
-    errors = [errors_at_best_epoch(source, arguments.split) for source in arguments.runs]
+    manifests = [run_manifest(source, arguments.data) for source in arguments.runs]
+    faces = [manifest["splits"]["train"]["faces"] for manifest in manifests]
+    errors = [held_out_errors(source, manifest, arguments.split) for source, manifest in zip(arguments.runs, manifests)]
     sizes = sorted(set(faces))
     if len(sizes) < 2:
         raise AgeGenderError("fit needs runs on at least two sizes of train split")
-    print(f"| train faces | run | {arguments.split} error: gender, age groups, MAE, CS(5) |\n| --- | --- | --- |")
+    held_out = {"valid": "valid", "test": "test", "both": "valid and test"}[arguments.split]
+    print(f"| train faces | run | {held_out} error: gender, age groups, MAE, CS(5) |\n| --- | --- | --- |")
     for count, source, error in sorted(zip(faces, arguments.runs, errors)):
         print(f"| {count:,} | `{source}` | " + ", ".join(f"{value:.4f}" for value in error.values()) + " |")
     # Each size's runs (seeds) averaged, then the exponent b from each size to the next.
@@ -149,9 +156,10 @@ def main():
     make.set_defaults(command=stores)
     curve = commands.add_parser("fit", help="how the runs' errors fall with their train faces, and where that leads")
     curve.add_argument("runs", nargs="+", help="training run folders or bundled model folders")
-    curve.add_argument("--split", choices=("valid", "test"), default="valid",
-                       help="whose errors: the valid split's at each run's best epoch (default), or the test "
-                            "split's its run printed as it ended (nothing is chosen on them here)")
+    curve.add_argument("--split", choices=("valid", "test", "both"), default="valid",
+                       help="whose errors: the valid split's at each run's best epoch (default), the test "
+                            "split's its run printed as it ended (nothing is chosen on them here), or both "
+                            "splits' together, weighted by their faces (the least noisy reading)")
     curve.set_defaults(command=fit)
     for command in (make, curve):
         command.add_argument("--data", default=DEFAULT_STORE, help="the whole store (default: data/utk); for "

@@ -201,6 +201,11 @@ def test_learning_curve_stores_nest_and_its_fit_finds_the_power_law_of_the_runs_
     test = run_script("bench/learning_curve.py", "fit", *(tmp_path / name for name in ("bundled", "run50", "run25")),
                       "--data", source, "--split", "test").stdout
     assert "| test error: gender," in test and "  gender: b 0.000" in test and "age groups: b 0.500" in test
+    both = run_script("bench/learning_curve.py", "fit", *(tmp_path / name for name in ("bundled", "run50", "run25")),
+                      "--data", source, "--split", "both").stdout
+    held_out = {split: store.read_manifest(source)["splits"][split]["faces"] for split in ("valid", "test")}
+    pooled = (0.2 * held_out["valid"] + 0.1 * held_out["test"]) / (held_out["valid"] + held_out["test"])
+    assert "| valid and test error: gender," in both and f"  {faces:,} faces (1): gender {pooled:.4f} (b " in both
     one_size = run_script("bench/learning_curve.py", "fit", tmp_path / "bundled", "--data", source, check=False)
     assert (one_size.returncode, one_size.stdout) == (1, "")
     assert one_size.stderr.strip() == "error: fit needs runs on at least two sizes of train split"
