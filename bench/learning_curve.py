@@ -1,20 +1,21 @@
-"""How the bundled recipe's valid figures grow with the number of training faces, and what that says
-more faces of the same kind would buy: whether issue 13's goals are within reach of this data.
+"""How the bundled recipe's figures grow with the number of training faces, and what that says more
+faces of the same kind would buy: whether issue 13's goals are within reach of this data.
 
     python bench/learning_curve.py stores 0.25 0.5     # data/utk-train25, data/utk-train50: part of data/utk's train split
     RUN=runs/train50 bash bench/train_bundled.sh improved --seed 1 --data data/utk-train50
-    python bench/learning_curve.py fit models/improved runs/train50 runs/train25
+    python bench/learning_curve.py fit models/improved runs/train50 runs/train25 --split both
 
 A smaller store keeps data/utk's valid and test splits (linked, not copied) and the first part of one
-fixed random order of its train faces, so each smaller train split lies inside every larger one. `fit`
-reads each run's valid figures at its best epoch (with --split test, the test figures the run printed
-as it ended; with --split both, the two together: nothing is chosen here, so every held-out face may
-count) and its train faces (its config.json's store;
-17,071 for a bundled model, which was trained on data/utk). For each error (1 - accuracy, MAE,
-1 - CS(5)) it averages the runs of a size and gives the exponent b of a power law, error = a * faces^-b
-(Hestness et al. 2017), from each size to the next. A learning curve flattens as it grows, so the last
-b carried on is the most hopeful extrapolation: it prints what that gives at twice and four times the
-faces, and the faces at which it would reach issue 13's goal.
+fixed random order of its train faces, so each smaller train split lies inside every larger one.
+
+`fit` reads each run's train faces (its config.json's store; for a bundled model, trained on data/utk,
+17,071) and its valid figures at its best epoch; with --split test, the test figures the run printed
+as it ended; with --split both, the two together (nothing is chosen here, so every held-out face may
+count). For each error (1 - accuracy, MAE, 1 - CS(5)) it averages the runs of a size and gives the
+exponent b of a power law, error = a * faces^-b (Hestness et al. 2017), from each size to the next.
+A learning curve flattens as it grows, so the last b carried on is the most hopeful extrapolation: it
+prints what that gives at twice and four times the faces, and the faces at which it would reach issue
+13's goal.
 """
 import argparse
 import csv
@@ -95,18 +96,17 @@ def held_out_errors(source, manifest, split):
     """{goal name: error at the run's best epoch} on the valid split (its history), the test split (the
     figures the run printed once, as it ended) or both (their errors weighted by their faces)."""
     path = os.path.join(source, "metrics.json")
+    splits = ("valid", "test") if split == "both" else (split,)
     try:
         with open(path, encoding="utf-8") as file:
             metrics = json.load(file)
         best = next(epoch for epoch in metrics["history"] if epoch["epoch"] == metrics["best_epoch"])
-        figures = {"valid": best["valid"], "test": metrics["test"]}
-        splits = ("valid", "test") if split == "both" else (split,)
-        errors = [{"gender": 1 - figures[one]["gender"]["accuracy"], "age groups": 1 - figures[one]["age_group"]["accuracy"],
-                   "MAE": figures[one]["exact_age"]["mae"], "CS(5)": 1 - figures[one]["exact_age"]["cs5"]}
-                  for one in splits]
-    except (OSError, ValueError, KeyError, TypeError, StopIteration):
-        raise AgeGenderError(f"{path}: not the metrics.json of a training run of the improved network "
-                             "with the exact age") from None
+        figures = [best["valid"] if one == "valid" else metrics["test"] for one in splits]  # test: once it ended
+        errors = [{"gender": 1 - one["gender"]["accuracy"], "age groups": 1 - one["age_group"]["accuracy"],
+                   "MAE": one["exact_age"]["mae"], "CS(5)": 1 - one["exact_age"]["cs5"]} for one in figures]
+    except (ValueError, KeyError, TypeError, StopIteration):  # a missing file: cli.run's one line
+        raise AgeGenderError(f"{path}: no {' and '.join(splits)} figures of a finished training run of the "
+                             "improved network with the exact age") from None
     faces = [manifest["splits"][one]["faces"] for one in splits]
     return {name: float(np.average([error[name] for error in errors], weights=faces)) for name in GOALS}
 

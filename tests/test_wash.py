@@ -157,7 +157,8 @@ def test_existing_output_is_kept_unless_forced_and_never_half_replaced(tmp_path,
 
 def test_learning_curve_stores_nest_and_its_fit_finds_the_power_law_of_the_runs_errors(tmp_path, messy_utkface):
     """bench/learning_curve.py: smaller train splits inside each other, valid and test as they were; the
-    power law through runs' valid errors, and the faces at which it reaches a goal."""
+    power law through runs' valid, test or pooled errors, and the faces at which it reaches a goal; one
+    size only, or a run without the figures asked for, refused in one line."""
     source = tmp_path / "store"
     shutil.copytree(messy_utkface[0], source)
     run_script("bench/learning_curve.py", "stores", "0.25", "0.5", "--data", source)
@@ -182,8 +183,7 @@ def test_learning_curve_stores_nest_and_its_fit_finds_the_power_law_of_the_runs_
     # Their test figures (printed once, as a run ends) have a flat gender error, and the age groups' halves.
     faces = len(full_images)
     for name, percent in (("run25", 25), ("run50", 50), ("bundled", 100)):
-        count = len(full_images) if percent == 100 else round(percent / 100 * faces)
-        error = 0.2 * (count / faces) ** -0.5
+        error = 0.2 * (round(percent / 100 * faces) / faces) ** -0.5
         (tmp_path / name).mkdir()
         epoch = {"epoch": 1, "valid_score": 0.7, "valid": {"gender": {"accuracy": 1 - error},
                  "age_group": {"accuracy": 0.7}, "exact_age": {"mae": 5.0, "cs5": 0.6}}}
@@ -209,6 +209,17 @@ def test_learning_curve_stores_nest_and_its_fit_finds_the_power_law_of_the_runs_
     one_size = run_script("bench/learning_curve.py", "fit", tmp_path / "bundled", "--data", source, check=False)
     assert (one_size.returncode, one_size.stdout) == (1, "")
     assert one_size.stderr.strip() == "error: fit needs runs on at least two sizes of train split"
+    # A run still training has valid figures but no test figures yet.
+    shutil.copytree(tmp_path / "run25", tmp_path / "unfinished")
+    metrics = json.loads((tmp_path / "unfinished" / "metrics.json").read_text())
+    del metrics["test"]
+    (tmp_path / "unfinished" / "metrics.json").write_text(json.dumps(metrics))
+    run_script("bench/learning_curve.py", "fit", tmp_path / "bundled", tmp_path / "unfinished", "--data", source)
+    unfinished = run_script("bench/learning_curve.py", "fit", tmp_path / "bundled", tmp_path / "unfinished",
+                            "--data", source, "--split", "test", check=False)
+    assert (unfinished.returncode, unfinished.stdout) == (1, "")
+    assert unfinished.stderr.strip() == (f"error: {tmp_path / 'unfinished' / 'metrics.json'}: no test figures of a "
+                                         "finished training run of the improved network with the exact age")
 
 
 def write_wiki_images(folder, records, faces):
