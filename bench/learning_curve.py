@@ -68,14 +68,6 @@ def write_subset_store(source, target, fraction):
     return len(kept)
 
 
-def share(text):
-    """An option type: a share of the train faces, above 0 and at most 1."""
-    value = cli.positive_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"{text} is out of range: it must be above 0 and at most 1")
-    return value
-
-
 def stores(arguments):
     for fraction in arguments.fractions:
         target = f"{arguments.data.rstrip('/')}-train{round(100 * fraction)}"
@@ -152,7 +144,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     make = commands.add_parser("stores", help="write DATA-trainNN stores with part of DATA's train split")
-    make.add_argument("fractions", nargs="+", type=share, help="shares of the train faces (0.5: half)")
+    make.add_argument("fractions", nargs="+", type=cli.decay_factor,  # above 0 and at most 1, as a share is
+                      help="shares of the train faces (0.5: half)")
     make.set_defaults(command=stores)
     curve = commands.add_parser("fit", help="how the runs' errors fall with their train faces, and where that leads")
     curve.add_argument("runs", nargs="+", help="training run folders or bundled model folders")
