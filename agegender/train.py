@@ -141,6 +141,9 @@ class Trainer:
         self.chief = is_chief(self.strategy)
         self.replicas = self.strategy.num_replicas_in_sync
         self.global_batch = config.batch_size * self.replicas
+        if config.sam_rho and self.replicas > 1:  # each replica would move the shared weights its own way
+            raise TrainError(f"--sam-rho trains on one device; this strategy has {self.replicas} replicas: "
+                             "add --strategy one")
         self.manifest = store.read_manifest(store_folder)
         self.channels = store.face_channels(self.manifest)  # the store decides: gray or colour faces
         self.age_edges = tuple(self.manifest["age_edges"])
@@ -247,6 +250,7 @@ class Trainer:
 
     def replica_step(self, images, batch_labels):
         """One replica's share of a step: its gradients are summed over the replicas by apply_gradients."""
+        shares = None
         if self.config.mixup:
             seed = tf.stack([tf.constant(self.config.seed, tf.int64), tf.cast(self.optimizer.iterations, tf.int64)])
             shares = mixup_shares(tf.shape(images)[0], self.config.mixup, seed)
@@ -255,25 +259,49 @@ class Trainer:
         teacher = (tf.nest.map_structure(tf.stop_gradient, self.teacher.calibrated_probabilities(images))
                    if self.teacher else None)
         with tf.GradientTape() as tape:
-            logits = self.model(images, training=True)
-            face_losses = self.face_losses(logits, batch_labels, training=True, teacher=teacher)
-            if self.config.mixup:  # each loss is linear in the targets: the blend of the two faces' losses
-                partner_losses = self.face_losses(
-                    logits, {name: tf.reverse(labels, axis=[0]) for name, labels in batch_labels.items()},
-                    training=True, teacher=teacher)
-                face_losses = {task: shares * loss + (1 - shares) * partner_losses[task]
-                               for task, loss in face_losses.items()}
-            objective = self.balance(face_losses) if self.balance else tf.add_n(list(face_losses.values()))
-            l2 = (0.0 if self.config.optimizer == "adamw"  # its optimizer decays the kernels instead
-                  else self.config.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.model.kernels]))
-            # Each replica sees its share of the global batch: these scale its loss so that the gradients
-            # summed over the replicas are those of the global batch's mean loss, with L2 counted once.
-            total = (tf.nn.compute_average_loss(objective, global_batch_size=self.global_batch)
-                     + tf.nn.scale_regularization_loss(l2))
-        self.optimizer.apply_gradients(zip(tape.gradient(total, self.variables), self.variables))
+            total, face_losses, logits = self.replica_loss(images, batch_labels, teacher, shares)
+        gradients = tape.gradient(total, self.variables)
+        if self.config.sam_rho:
+            gradients = self.sharpness_aware_gradients(gradients, images, batch_labels, teacher, shares)
+        self.optimizer.apply_gradients(zip(gradients, self.variables))
         losses = {task: tf.nn.compute_average_loss(values, global_batch_size=self.global_batch)
                   for task, values in face_losses.items()}
         return losses, self.score_sums(logits, batch_labels)
+
+    def replica_loss(self, images, batch_labels, teacher, shares):
+        """The replica's loss to differentiate, with each face's loss per task and the logits."""
+        logits = self.model(images, training=True)
+        face_losses = self.face_losses(logits, batch_labels, training=True, teacher=teacher)
+        if shares is not None:  # mixup: each loss is linear in the targets, so the blend of the two faces' losses
+            partner_losses = self.face_losses(
+                logits, {name: tf.reverse(labels, axis=[0]) for name, labels in batch_labels.items()},
+                training=True, teacher=teacher)
+            face_losses = {task: shares * loss + (1 - shares) * partner_losses[task]
+                           for task, loss in face_losses.items()}
+        objective = self.balance(face_losses) if self.balance else tf.add_n(list(face_losses.values()))
+        l2 = (0.0 if self.config.optimizer == "adamw"  # its optimizer decays the kernels instead
+              else self.config.weight_decay * tf.add_n([tf.nn.l2_loss(kernel) for kernel in self.model.kernels]))
+        # Each replica sees its share of the global batch: these scale its loss so that the gradients
+        # summed over the replicas are those of the global batch's mean loss, with L2 counted once.
+        total = (tf.nn.compute_average_loss(objective, global_batch_size=self.global_batch)
+                 + tf.nn.scale_regularization_loss(l2))
+        return total, face_losses, logits
+
+    def sharpness_aware_gradients(self, gradients, images, batch_labels, teacher, shares):
+        """SAM's gradients (Foret et al. 2021): those at the network's weights moved rho along their own
+        gradient (the first-order worst point within rho), for the step taken from where they were.
+        The task balance's weights are not moved: they weigh the losses, they are not the network."""
+        weights = self.model.trainable_variables
+        length = tf.linalg.global_norm(gradients[:len(weights)])
+        ascent = [gradient * (self.config.sam_rho / (length + 1e-12)) for gradient in gradients[:len(weights)]]
+        for weight, move in zip(weights, ascent):
+            weight.assign_add(move)
+        with tf.GradientTape() as tape:
+            total, _, _ = self.replica_loss(images, batch_labels, teacher, shares)
+        sharp_gradients = tape.gradient(total, self.variables)
+        for weight, move in zip(weights, ascent):
+            weight.assign_sub(move)
+        return sharp_gradients
 
     @tf.function(reduce_retracing=True)
     def train_step(self, images, batch_labels):

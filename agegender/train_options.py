@@ -115,5 +115,13 @@ class TrainConfig:
     ema_decay: float = field(default=0.0, metadata=cli.option(
         "validate and save an exponential moving average of the weights, kept with this decay a step (0.998 "
         "averages about the last 500 steps); 0: the weights as trained", type=cli.fraction))
+    # Sharpness-aware minimisation (SAM, Foret et al. 2021): each step's gradient is taken where the
+    # loss is highest within rho of the weights (first-order: a step of length rho up the gradient), so
+    # training settles in flat minima, which generalise better and are hurt less by noisy labels
+    # (UTKFace's ages were estimated by a model). Each step costs two passes instead of one.
+    sam_rho: float = field(default=0.0, metadata=cli.option(
+        "sharpness-aware minimisation: radius of the weights' neighbourhood each step's gradient is taken "
+        "at the worst point of (0.05 is usual); each step costs twice as much; 0: plain steps",
+        type=cli.non_negative_float))
     seed: int = field(default=0, metadata=cli.option(
         "seed of the initial weights, the shuffling and the augmentation", type=cli.non_negative_int))

@@ -1,6 +1,6 @@
 """Training's pure parts on small tensors: soft age targets, read-outs, augmentation, mixup, task balance,
 LRN, the improved network's width, a teacher's share of the targets, AdamW's decay, children's gender
-weight; the views inference averages."""
+weight, sharpness-aware steps; the views inference averages."""
 import json
 
 import cv2
@@ -307,3 +307,33 @@ def test_children_s_gender_loss_is_weighted_in_training_only(utk_store, tmp_path
     # Validation losses stay plain, comparable between runs: without label smoothing, as the plain run's.
     np.testing.assert_allclose(trainer.face_losses(logits, labels, training=False)["gender"].numpy(),
                                plain["gender"].numpy())
+
+
+def test_sam_steps_with_the_gradient_taken_rho_up_the_weights_own_gradient(utk_store, tmp_path):
+    """A sharpness-aware step (--sam-rho) moves the weights from where they were by the gradient taken
+    at the weights moved rho along their own normalised gradient; and they are not left moved."""
+    rho, rate = 0.5, 0.01
+    config = TrainConfig(optimizer="sgd", learning_rate=rate, dropout=0.0, sam_rho=rho)
+    trainer = Trainer(utk_store, tmp_path / "run", config)
+    images, labels = next(iter(split_dataset(utk_store, "train", 32)))
+    weights, variables = trainer.model.trainable_variables, trainer.variables
+    start = [variable.numpy() for variable in variables]
+
+    def gradients():
+        with tf.GradientTape() as tape:
+            total, _, _ = trainer.replica_loss(images, labels, None, None)
+        return [gradient.numpy() for gradient in tape.gradient(total, variables)]
+    plain = gradients()
+    length = np.sqrt(sum(np.sum(np.square(gradient)) for gradient in plain[:len(weights)]))
+    for weight, gradient in zip(weights, plain):
+        weight.assign_add(rho * gradient / length)
+    sharp = gradients()
+    for variable, value in zip(variables, start):
+        variable.assign(value)
+
+    trainer.train_step(images, labels)  # SGD's first step: the weights minus the rate times the gradient
+    moved = [variable.numpy() for variable in variables]
+    for new, old, gradient, variable in zip(moved, start, sharp, variables):
+        np.testing.assert_allclose(new, old - rate * gradient, atol=1e-6, err_msg=variable.name)
+    # The two gradients differ enough that a plain step would have failed the check above.
+    assert max(np.abs(a - b).max() for a, b in zip(sharp, plain)) * rate > 1e-4
