@@ -124,6 +124,14 @@ def shard_paths(folder, manifest, split):
             for shard in manifest["splits"][split]["shards"]]
 
 
+def link_held_out_splits(source, target):
+    """Link every file of `source`'s valid and test splits into `target`'s split folders (which exist):
+    for stores that differ from it only in their train split, so that they are scored on the same faces."""
+    for split in ("valid", "test"):
+        for name in os.listdir(os.path.join(source, split)):
+            os.symlink(os.path.abspath(os.path.join(source, split, name)), os.path.join(target, split, name))
+
+
 def load_split(folder, split, limit=None):
     """A whole split in memory: (images uint8 (n,128,128), or (n,128,128,3) in a colour store, labels
     dict of int arrays).

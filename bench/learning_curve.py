@@ -53,9 +53,7 @@ def write_subset_store(source, target, fraction):
     with atomic.replacing_folder(target, store.MANIFEST, "a dataset store") as folder:
         for split in store.SPLITS:
             os.makedirs(os.path.join(folder, split))
-        for split in ("valid", "test"):
-            for name in os.listdir(os.path.join(source, split)):
-                os.symlink(os.path.abspath(os.path.join(source, split, name)), os.path.join(folder, split, name))
+        store.link_held_out_splits(source, folder)
         atomic.save_npy(os.path.join(folder, "train", "images-00000.npy"), images[kept])
         atomic.save_npy(os.path.join(folder, "train", "labels-00000.npy"), labels[kept])
         atomic.write_csv(os.path.join(folder, "train", INDEX), header,

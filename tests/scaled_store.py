@@ -27,11 +27,7 @@ def repeat_store(source, target, times):
     shards = []
     for split in store.SPLITS:
         os.makedirs(os.path.join(target, split), exist_ok=True)
-    for split in ("valid", "test"):
-        for shard in manifest["splits"][split]["shards"]:
-            for kind in ("images", "labels"):
-                os.symlink(os.path.abspath(os.path.join(source, split, shard[kind])),
-                           os.path.join(target, split, shard[kind]))
+    store.link_held_out_splits(source, target)
     for copy_number in range(times):
         for shard in manifest["splits"]["train"]["shards"]:
             names = {}
