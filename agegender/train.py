@@ -291,7 +291,7 @@ class Trainer:
         """SAM's gradients (Foret et al. 2021): those at the network's weights moved rho along their own
         gradient (the first-order worst point within rho), for the step taken from where they were.
         The task balance's weights are not moved: they weigh the losses, they are not the network."""
-        weights = self.model.trainable_variables
+        weights = self.model.trainable_variables  # self.variables begins with them, then the balance's
         length = tf.linalg.global_norm(gradients[:len(weights)])
         ascent = [gradient * (self.config.sam_rho / (length + 1e-12)) for gradient in gradients[:len(weights)]]
         for weight, move in zip(weights, ascent):
