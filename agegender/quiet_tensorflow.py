@@ -5,8 +5,9 @@ operations are on", "Could not find cuda drivers on your machine" (each twice) a
 cuInit". Most come from its C++ logging before that is initialised, when TF_CPP_MIN_LOG_LEVEL is not
 yet read, so the variable alone cannot hide them. Here the import and the first look at the devices
 (which prints the cuInit line) run with stderr captured; those known lines are dropped and anything
-else is passed on. Whoever sets TF_CPP_MIN_LOG_LEVEL gets TensorFlow's own output at that level, all of
-it: TF_CPP_MIN_LOG_LEVEL=0 shows every message.
+else is passed on. A TF_CPP_MIN_LOG_LEVEL from 1 up, the usual way to ask TensorFlow for quiet, is
+honoured the same way (those lines come before the level is read); TF_CPP_MIN_LOG_LEVEL=0 shows every
+message.
 """
 import os
 import sys
@@ -19,10 +20,12 @@ START_UP_LINES = ("All log messages before absl::InitializeLog() is called",
 
 
 def _import_tensorflow():
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:  # the user's choice, or too late
+    users_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    if users_level == "0" or "tensorflow" in sys.modules:  # the user asked for every message, or too late
         import tensorflow
         return tensorflow
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # errors only, from when the logging has started
+    if users_level is None:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # errors only, from when the logging has started
     sys.stderr.flush()
     saved_stderr = os.dup(2)
     with tempfile.TemporaryFile() as captured:
@@ -39,8 +42,9 @@ def _import_tensorflow():
             sys.stderr.write("".join(line for line in lines if not any(known in line for known in START_UP_LINES)))
             sys.stderr.flush()
             # TensorFlow has read it by now; left set, every program started from this one would take it
-            # for the user's choice and show its start-up lines.
-            del os.environ["TF_CPP_MIN_LOG_LEVEL"]
+            # for the user's choice. A level the user set stays theirs.
+            if users_level is None:
+                del os.environ["TF_CPP_MIN_LOG_LEVEL"]
     return tensorflow
 
 

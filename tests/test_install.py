@@ -22,12 +22,34 @@ COMMANDS = {"agegender-wash": "others/wash_data.py", "agegender-train": "joint/j
             "agegender-realtime": "joint/real_time.py", "agegender-export": "joint/export.py"}
 
 
+# A program that uses the package, then checks that it left TF_CPP_MIN_LOG_LEVEL as it found it.
+QUIET_CHILD = """import os
+before = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+from agegender.quiet_tensorflow import tf
+tf.constant(1)
+assert os.environ.get("TF_CPP_MIN_LOG_LEVEL") == before, os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+"""
+
+
+def quiet_child_stderr(level):
+    """stderr of QUIET_CHILD started with TF_CPP_MIN_LOG_LEVEL at `level` (None: unset), whatever the
+    environment of the tests holds."""
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
+    return subprocess.run([sys.executable, "-c", QUIET_CHILD], capture_output=True, text=True, timeout=120,
+                          check=True, env=env).stderr
+
+
 def test_a_program_started_from_one_that_uses_the_package_shows_no_tensorflow_start_up_lines():
     from agegender import quiet_tensorflow  # noqa: F401  (imported here already, by the model module)
-    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ  # nothing left behind for the programs it starts
-    child = subprocess.run([sys.executable, "-c", "from agegender.quiet_tensorflow import tf; tf.constant(1)"],
-                           capture_output=True, text=True, timeout=120, check=True)
-    assert child.stderr == ""
+    assert quiet_child_stderr(None) == ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level", ["1", "2", "3"])
+def test_any_log_level_from_1_up_is_quiet_from_the_first_line(level):
+    assert quiet_child_stderr(level) == ""
 
 
 # A script run with a wrong option, then asked whether it had imported TensorFlow.
