@@ -142,3 +142,12 @@ def test_a_script_of_a_clone_run_without_installing_says_in_one_line_how_to_inst
     # detect.py stands in the repository root, beside the package, which it imports from there as before.
     detect = run(os.path.join(ROOT, "detect.py"), "--help")
     assert detect.returncode == 0 and detect.stdout.startswith("usage: detect.py"), detect.stderr
+
+
+def test_requirements_txt_lists_exactly_the_packages_pyproject_toml_depends_on():
+    import tomllib  # Python 3.11+, as the tests run on
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as file:
+        dependencies = tomllib.load(file)["project"]["dependencies"]
+    with open(os.path.join(ROOT, "requirements.txt"), encoding="utf-8") as file:
+        requirements = [line.split("#")[0].strip() for line in file]
+    assert sorted(filter(None, requirements)) == sorted(dependencies)
