@@ -10,13 +10,13 @@ The published from-scratch MobileNetV3-Small figures (92.6% gender, MAE 5.15) ca
 of UTKFace; this gives the same network's figures on ours. bench/RESULTS.md has what it measured.
 """
 import argparse
-import json
 import os
 import sys
 from dataclasses import asdict
 
 import numpy as np
 
+from agegender import atomic
 from agegender import model as networks
 from agegender.quiet_tensorflow import tf
 from agegender.train import Trainer
@@ -94,8 +94,8 @@ def main():
                          **{**RECIPE, "max_epochs": arguments.epochs, "patience": arguments.epochs})
     os.makedirs(arguments.run, exist_ok=True)
     trainer = Trainer(arguments.data, arguments.run, config)
-    with open(os.path.join(arguments.run, "config.json"), "w", encoding="utf-8") as file:  # restore() reads it
-        json.dump({**asdict(config), "data": os.path.abspath(arguments.data), "channels": trainer.channels}, file)
+    atomic.write_json(os.path.join(arguments.run, "config.json"),  # what restore() reads, as train_cli writes it
+                      {**asdict(config), "data": os.path.abspath(arguments.data), "channels": trainer.channels})
     if arguments.resume and trainer.restore(os.path.join(arguments.run, "checkpoints")):
         print(f"resuming after epoch {int(trainer.epoch)}", flush=True)
     parameters = sum(int(np.prod(v.shape)) for v in trainer.model.trainable_variables)
