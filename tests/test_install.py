@@ -42,7 +42,6 @@ def quiet_child_stderr(level):
 
 
 def test_a_program_started_from_one_that_uses_the_package_shows_no_tensorflow_start_up_lines():
-    from agegender import quiet_tensorflow  # noqa: F401  (imported here already, by the model module)
     assert quiet_child_stderr(None) == ""
 
 
