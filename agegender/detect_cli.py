@@ -51,20 +51,22 @@ def label_images():
     arguments = parser.parse_args()
     paths = image_paths(arguments.images)
     # Imported once the options are known to be good: TensorFlow's import alone takes seconds.
-    from agegender.predict import SIX_VIEWS, Predictor, label_image_file
+    from agegender.predict import SIX_VIEWS, Predictor, annotated_names, label_image_file
     views = SIX_VIEWS if arguments.six_views else {}  # else the model's own (model.json)
     predictor = Predictor(arguments.model, arguments.detector, use_model=not arguments.no_model, **views)
     report, failures = [], 0
-    for path in paths:
+    for path, name in zip(paths, annotated_names(paths)):
         try:
-            results, image_report = label_image_file(predictor, path, arguments.out)
+            results, image_report = label_image_file(predictor, path, arguments.out, name)
         except ImageError as error:
             print(f"error: {error}", file=sys.stderr)
             failures += 1
             continue
         report.append(image_report)
         if not arguments.json:
-            print(f"{path}: {len(results)} face(s) -> {image_report['annotated']}")
+            usual = annotated_names([path])[0]
+            print(f"{path}: {len(results)} face(s) -> {image_report['annotated']}"
+                  + (f" (renamed: {usual} is an earlier image's)" if name != usual else ""))
             for number, result in enumerate(results, 1):
                 x, y, w, h = result.box
                 print(f"  face {number}: box x={x} y={y} w={w} h={h}" + (f"  {result.caption()}" if result.labels else ""))

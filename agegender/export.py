@@ -241,6 +241,13 @@ def size_bytes(path):
     return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
 
 
+def export_problem(folder):
+    """Why `folder` is not an export this module wrote (so it must not be replaced), or None."""
+    return atomic.folder_problem(folder, "an export", REPORT, {
+        REPORT: atomic.FILE, MODEL_JSON: atomic.FILE, TFLITE_FLOAT: atomic.FILE, TFLITE_INT8: atomic.FILE,
+        SAVED_MODEL: atomic.FOLDER})
+
+
 def export(model, description, out, data, int8=True, model_folder=None):
     """Write the export folder `out` for `model` (with its model.json dict `description`).
 
@@ -251,11 +258,11 @@ def export(model, description, out, data, int8=True, model_folder=None):
     """
     # `out` is replaced: only an earlier export may be, so a mistyped --out (the model's own folder,
     # say) loses nothing.
-    atomic.check_folder_destination(out, REPORT, "an export")
+    atomic.check_folder_destination(out, export_problem)
     check_store_channels(input_channels(model), data, model_folder or "given")
     test_faces = first_faces(data, "test", CHECK_FACES)
     representative = first_faces(data, "train", REPRESENTATIVE_FACES) if int8 else None
-    with atomic.replacing_folder(out, REPORT, "an export") as temporary:
+    with atomic.replacing_folder(out, export_problem) as temporary:
         try:
             report = write_and_check(model, description, temporary, test_faces, representative)
         except tf.errors.OpError as error:  # TensorFlow's own writing failed: a full disk, say

@@ -322,6 +322,11 @@ def build_model(architecture, class_counts, dropout=0.5, seed=0, input_size=FACE
                                        channels=channels, width=width)
 
 
+def model_folder_problem(folder):
+    """Why `folder` is not a model folder save_model wrote (so it must not be replaced), or None."""
+    return atomic.folder_problem(folder, "a model folder", MODEL_JSON, {MODEL_JSON: atomic.FILE, WEIGHTS: atomic.FILE})
+
+
 def save_model(model, folder, metadata):
     """Write model.json (architecture, tasks, label names, age edges, ...) and weights.npz.
 
@@ -331,7 +336,7 @@ def save_model(model, folder, metadata):
                    "width": model.width, "input_size": model.input_size, "dropout": model.dropout,
                    "class_counts": model.class_counts, "temperatures": model.temperatures,
                    "flip_average": model.flip_average, "zooms": list(model.zooms), **metadata}
-    with atomic.replacing_folder(folder, MODEL_JSON, "a model folder") as temporary:
+    with atomic.replacing_folder(folder, model_folder_problem) as temporary:
         atomic.write_json(os.path.join(temporary, MODEL_JSON), description)
         np.savez_compressed(os.path.join(temporary, WEIGHTS), **model.weights())
 

@@ -139,8 +139,25 @@ def write_image_atomically(path, image):
                              "does not know)")
 
 
-def label_image_file(predictor, path, out_folder):
-    """Find and label the faces of an image file and write its annotated copy into out_folder.
+def annotated_names(paths):
+    """The file name of each image's annotated copy: `<name>_faces.jpg`; where images share a name
+    (a/photo.jpg, b/photo.jpg) the later ones' `<name>-2_faces.jpg`, `<name>-3_faces.jpg` ..., so that
+    no copy is written over another (names compared regardless of case, as some file systems do)."""
+    names, taken = [], set()
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        name, number = f"{stem}_faces.jpg", 1
+        while name.casefold() in taken:
+            number += 1
+            name = f"{stem}-{number}_faces.jpg"
+        taken.add(name.casefold())
+        names.append(name)
+    return names
+
+
+def label_image_file(predictor, path, out_folder, name=None):
+    """Find and label the faces of an image file and write its annotated copy into out_folder, as
+    `name` (default: annotated_names's for this image alone).
 
     Returns (results, report) with report = {"image", "annotated", "faces"}; ImageError when the
     image cannot be read or the copy cannot be written.
@@ -148,6 +165,6 @@ def label_image_file(predictor, path, out_folder):
     image = read_image(path)
     results = predictor(image)
     os.makedirs(out_folder, exist_ok=True)
-    annotated = os.path.join(out_folder, os.path.splitext(os.path.basename(path))[0] + "_faces.jpg")
+    annotated = os.path.join(out_folder, name or annotated_names([path])[0])
     write_image_atomically(annotated, draw(image, results))
     return results, {"image": path, "annotated": annotated, "faces": [r.to_json() for r in results]}

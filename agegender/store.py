@@ -2,7 +2,9 @@
 
 Layout of a store folder:
 
-    manifest.json              sources, options, label coding, age edges, counts, shard list, channels
+    manifest.json              format (the signature "agegender-store") and version, identity (a digest of
+                               the shards), sources, options, label coding, age edges, counts, shard
+                               list, channels
     train/images-00000.npy     uint8 (n, 128, 128): one grayscale face per row; with `"channels": 3`
                                (others/wash_data.py --color), uint8 (n, 128, 128, 3): R, G, B
     train/labels-00000.npy     int16 (n, 4): LABEL_COLUMNS per face
@@ -15,14 +17,17 @@ Every array is a plain .npy (no pickle). A .npy file is a short header followed 
 tf.data can stream a shard with FixedLengthRecordDataset and memory stays flat however large the set
 is; numpy can open one with np.load(mmap_mode="r") for a look.
 """
+import hashlib
 import json
 import os
 
 import numpy as np
 
+from agegender import atomic
 from agegender.errors import AgeGenderError
 from agegender.faces import COLOURS, face_shape
 
+FORMAT = "agegender-store"  # the manifest's signature: --force replaces only a folder that has it
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
 LABEL_COLUMNS = ("age", "gender", "age_group", "race")
@@ -31,6 +36,31 @@ LABEL_ROW_BYTES = 2 * len(LABEL_COLUMNS)  # int16 labels
 # Where the README's wash commands put the UTKFace store of each kind of face (by channels); a script given
 # no store takes the one its model's channels call for.
 DEFAULT_STORES = {1: os.path.join("data", "utk"), 3: os.path.join("data", "utk-rgb")}
+
+
+# What a store folder holds, and nothing else (see atomic.strangers).
+LAYOUT = {MANIFEST: atomic.FILE, "dropped.csv": atomic.FILE, "duplicates.csv": atomic.FILE,
+          **{split: {"index.csv": atomic.FILE, "images-*.npy": atomic.FILE, "labels-*.npy": atomic.FILE}
+             for split in SPLITS}}
+
+
+def store_problem(folder):
+    """Why `folder` is not a store this program wrote (so --force must not replace it), or None."""
+    return atomic.folder_problem(folder, "a dataset store", MANIFEST, LAYOUT, FORMAT)
+
+
+def content_identity(folder, manifest):
+    """A digest of every shard's bytes, split by split: what tells a store from another washed at the same
+    path. Recorded in the manifest as "identity", and by a run when it starts (see train_cli)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for split in SPLITS:
+        digest.update(split.encode())
+        for paths in shard_paths(folder, manifest, split):
+            for path in paths:
+                with open(path, "rb") as file:
+                    while chunk := file.read(1 << 22):
+                        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def row_bytes(kind, channels):

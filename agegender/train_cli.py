@@ -13,6 +13,10 @@ from agegender.errors import AgeGenderError, tensorflow_message
 from agegender.train_options import DEFAULT_LEARNING_RATES, DEFAULT_WEIGHT_DECAYS, STRATEGIES, TrainConfig, TrainError
 
 JOINT, GENDER, AGE_GROUP = ("gender", "age_group"), ("gender",), ("age_group",)
+RUN_FORMAT = "agegender-run"  # config.json's signature: --force deletes only a folder that has it
+# What a run folder holds (train.py's docstring), and nothing else (see atomic.strangers).
+RUN_LAYOUT = {"config.json": atomic.FILE, "checkpoints": atomic.FOLDER, "model": atomic.FOLDER, "logs": atomic.FOLDER,
+              "metrics.json": atomic.FILE, "curves.png": atomic.FILE, "confusion_*.png": atomic.FILE}
 SCRIPTS = {JOINT: "joint/jointly.py", GENDER: "gender/gender.py", AGE_GROUP: "age/age.py"}  # by the tasks they train
 DESCRIPTIONS = {  # each command's --help, by the tasks it trains
     JOINT: """Train gender and age together: one trunk, two heads, learned task balance.
@@ -63,9 +67,14 @@ def parse_arguments(tasks):
     return arguments, config
 
 
+def run_problem(folder):
+    """Why `folder` is not a run folder this program started (so --force must not delete it), or None."""
+    return atomic.folder_problem(folder, "a run folder", "config.json", RUN_LAYOUT, RUN_FORMAT)
+
+
 def saved_config(run, tasks, max_epochs=None):
-    """(the options a run folder's config.json holds, the store it trains on), or (None, None);
-    TrainError if the run trains other tasks."""
+    """(the options a run folder's config.json holds, the whole of it), or (None, None); TrainError if
+    the run trains other tasks."""
     config_path = os.path.join(run, "config.json")
     if not os.path.isfile(config_path):
         return None, None
@@ -86,7 +95,7 @@ def saved_config(run, tasks, max_epochs=None):
         raise TrainError(f"{run}: this run trains {', '.join(config.tasks)}; {advice}")
     if max_epochs is not None:
         config.max_epochs = max_epochs
-    return config, saved.get("data")
+    return config, saved
 
 
 def resume_differences(saved, trained_on, config, given, data):
@@ -102,8 +111,8 @@ def resume_differences(saved, trained_on, config, given, data):
 
 
 def resumed_config(arguments, tasks):
-    """With --resume, the run's own options (and --epochs where given) and the store it trains on;
-    else (None, None)."""
+    """With --resume, the run's own options (and --epochs where given) and its whole config.json; else
+    (None, None)."""
     if not arguments.resume:
         return None, None
     return saved_config(arguments.run, tasks, getattr(arguments, "max_epochs", None))
@@ -113,15 +122,25 @@ def prepare_run(arguments, config):
     """The config to train with: the saved one on --resume, else the new one once the folder is free.
     Only checks: nothing is written before start_run, so a refused command leaves the folder as it was."""
     run = arguments.run
-    resumed, trained_on = resumed_config(arguments, config.tasks)
+    if os.path.lexists(run) and not os.path.isdir(run):
+        raise TrainError(f"{run}: is a file, not a run folder; choose another --run")
+    resumed, saved = resumed_config(arguments, config.tasks)
     if resumed:
-        differences = resume_differences(resumed, trained_on, config, arguments.given, arguments.data)
+        differences = resume_differences(resumed, saved.get("data"), config, arguments.given, arguments.data)
         if differences:
             raise TrainError(f"{run}: --resume continues with the run's own options, and these differ: "
                              f"{'; '.join(differences)}; leave them out, or start a new run (another --run)")
+        # The same path may hold another store since (washed again from other faces, or other age groups).
+        # Runs started before stores had an identity have none to compare.
+        if "data_identity" in saved and saved["data_identity"] != store.read_manifest(arguments.data).get("identity"):
+            raise TrainError(f"{arguments.data}: not the store the run {run} started on (its faces or labels "
+                             "differ: washed again since?); resume with that store, or start a new run (another --run)")
         return resumed
     if os.path.exists(run) and os.listdir(run):
-        atomic.check_folder_destination(run, "config.json", "a run folder")
+        problem = run_problem(run)
+        if problem and (arguments.force or not os.path.isfile(os.path.join(run, "config.json"))):
+            raise TrainError(f"{run}: {problem}, so it is not deleted; choose another --run, or move this "
+                             "one away yourself")
         if not arguments.force:
             raise TrainError(f"{run}: run folder exists; add --resume to continue it or --force to start again")
     return config
@@ -134,19 +153,32 @@ def start_run(arguments, config):
     if arguments.resume and os.path.isfile(os.path.join(run, "config.json")):
         return
     if os.path.exists(run) and arguments.force:
-        shutil.rmtree(run)
+        shutil.rmtree(run)  # prepare_run made sure it is a run folder and nothing else
     os.makedirs(run, exist_ok=True)
-    channels = store.face_channels(store.read_manifest(arguments.data))
+    manifest = store.read_manifest(arguments.data)
     atomic.write_json(os.path.join(run, "config.json"),
-                      {**asdict(config), "data": os.path.abspath(arguments.data), "channels": channels})
+                      {"format": RUN_FORMAT, **asdict(config), "data": os.path.abspath(arguments.data),
+                       "data_identity": manifest.get("identity"), "channels": store.face_channels(manifest)})
+
+
+def remove_unfinished_checkpoint(run, saved_epochs):
+    """Remove the folder tf.train.CheckpointManager fills while it saves the epoch after the `saved_epochs`
+    (`ckpt-<epoch>_temp`, merged into the checkpoint and deleted once whole): a save that failed or was
+    killed leaves it."""
+    unfinished = os.path.join(run, "checkpoints", f"ckpt-{saved_epochs + 1}_temp")
+    shutil.rmtree(unfinished, ignore_errors=True)
 
 
 def main(tasks=JOINT):
     """Train `tasks` as the command line says: joint/jointly.py and agegender-train train both."""
-    arguments, config = parse_arguments(tasks)
-    # Imported once the options are known to be good: TensorFlow's import alone takes seconds.
-    from agegender import evaluate, train
-    from agegender.quiet_tensorflow import tf
+    try:
+        arguments, config = parse_arguments(tasks)
+        # Imported once the options are known to be good: TensorFlow's import alone takes seconds.
+        from agegender import evaluate, train
+        from agegender.quiet_tensorflow import tf
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted: nothing was written\n")
+        sys.exit(130)
     try:
         strategy = train.make_strategy(arguments.strategy)
         if train.is_chief(strategy):
@@ -168,6 +200,7 @@ def main(tasks=JOINT):
             print(f"{kind}: {strategy.num_replicas_in_sync} replicas x {config.batch_size} "
                   f"faces = {trainer.global_batch} a step", flush=True)
         if arguments.resume:
+            remove_unfinished_checkpoint(arguments.run, train.checkpointed_epochs(arguments.run))  # a save killed midway
             if trainer.restore(os.path.join(arguments.run, "checkpoints")):
                 print(f"resuming {arguments.run} after epoch {int(trainer.epoch)}", flush=True)
             else:
@@ -175,11 +208,14 @@ def main(tasks=JOINT):
         with cli.CtrlC() as ctrl_c:
             metrics = trainer.fit(quiet=arguments.quiet, after_each_step=ctrl_c.check)
     except (atomic.WriteError, tf.errors.OpError) as error:  # writing the run failed: a full disk, say
+        remove_unfinished_checkpoint(arguments.run, train.checkpointed_epochs(arguments.run))
         problem = error if isinstance(error, atomic.WriteError) else f"{arguments.run}: {tensorflow_message(error)}"
         sys.exit(f"error: {problem}; {train.checkpointed_epochs(arguments.run)} finished epoch(s) are saved: once "
                  "that is fixed, run the same command with --resume")
     except AgeGenderError as error:
         sys.exit(f"error: {error}")
+    except OSError as error:  # a --run the system refuses: a read-only place, say
+        sys.exit(f"error: {error.filename}: {error.strerror}" if error.filename else f"error: {error}")
     except KeyboardInterrupt:
         sys.stderr.write(f"\ninterrupted: {train.checkpointed_epochs(arguments.run)} finished epoch(s) are saved in "
                          f"{arguments.run}; run the same command with --resume to continue\n")

@@ -200,10 +200,10 @@ def wash(sources, out, options=WashOptions(), force=False, quiet=False):
     """
     started = time.perf_counter()
     out = os.path.abspath(out)
-    atomic.check_folder_destination(out, store.MANIFEST, "a dataset store")
+    atomic.check_folder_destination(out, store.store_problem)
     if os.path.exists(out) and os.listdir(out) and not force:
         raise WashError(f"{out}: a store is already there; pass --force to replace it")
-    with atomic.replacing_folder(out, store.MANIFEST, "a dataset store") as work:
+    with atomic.replacing_folder(out, store.store_problem) as work:
         return _wash_into(sources, work, options, quiet, started, out)
 
 
@@ -289,7 +289,9 @@ def _wash_into(sources, work, options, quiet, started, out):
 
     group_names = labels.age_group_names(options.age_edges)
     manifest = {
+        "format": store.FORMAT,
         "format_version": store.FORMAT_VERSION,
+        "identity": store.content_identity(work, {"splits": split_summaries}),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "sources": source_summaries,
         "options": {**asdict(options), "workers": None},  # worker count does not change the output

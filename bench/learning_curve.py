@@ -50,7 +50,7 @@ def write_subset_store(source, target, fraction):
                                                   "faces": int(len(kept))}],
              "gender": np.bincount(columns["gender"], minlength=2).tolist(),
              "age_group": np.bincount(columns["age_group"], minlength=len(manifest["age_group_names"])).tolist()}
-    with atomic.replacing_folder(target, store.MANIFEST, "a dataset store") as folder:
+    with atomic.replacing_folder(target, store.store_problem) as folder:
         for split in store.SPLITS:
             os.makedirs(os.path.join(folder, split))
         store.link_held_out_splits(source, folder)
@@ -58,10 +58,11 @@ def write_subset_store(source, target, fraction):
         atomic.save_npy(os.path.join(folder, "train", "labels-00000.npy"), labels[kept])
         atomic.write_csv(os.path.join(folder, "train", INDEX), header,
                          [["0", str(row), *index[face][2:]] for row, face in enumerate(kept)])
-        subset = {**manifest, "splits": {**manifest["splits"], "train": train},
+        subset = {**manifest, "format": store.FORMAT, "splits": {**manifest["splits"], "train": train},
                   "options": {**manifest["options"], "train_subset": {"of": os.path.abspath(source),
                                                                       "fraction": fraction,
                                                                       "order_seed": ORDER_SEED}}}
+        subset["identity"] = store.content_identity(folder, subset)
         atomic.write_json(os.path.join(folder, store.MANIFEST), subset)
     return len(kept)
 

@@ -119,6 +119,22 @@ def wash_force_onto_a_folder_of_documents(here, assets):
         here / "notes"
 
 
+def wash_force_onto_a_web_app(here, assets):
+    """A folder holding a manifest.json of its own is not a store."""
+    (here / "webapp").mkdir()
+    (here / "webapp" / "manifest.json").write_text('{"name": "my app", "start_url": "index.html"}')
+    (here / "webapp" / "index.html").write_text("<html>my app</html>")
+    return ["others/wash_data.py", "--dataset", "utkface", "--src", assets.raw, "--out", here / "webapp", "--force"], \
+        here / "webapp"
+
+
+def wash_force_onto_a_store_holding_notes(here, assets):
+    copy_store(assets, here / "store")
+    (here / "store" / "notes.txt").write_text("which faces I checked by hand")
+    return ["others/wash_data.py", "--dataset", "utkface", "--src", assets.raw, "--out", here / "store", "--force"], \
+        here / "store"
+
+
 def wash_onto_a_store_without_force(here, assets):
     copy_store(assets, here / "store")
     return ["others/wash_data.py", "--dataset", "utkface", "--src", assets.raw, "--out", here / "store"], here / "store"
@@ -217,6 +233,34 @@ def train_force_onto_a_folder_of_documents(here, assets):
     (here / "notes").mkdir()
     (here / "notes" / "thesis.txt").write_text("four years of work")
     return ["joint/jointly.py", "--data", assets.store, "--run", here / "notes", "--force"], here / "notes"
+
+
+def train_force_onto_an_app_with_a_config(here, assets):
+    (here / "myapp").mkdir()
+    (here / "myapp" / "config.json").write_text('{"theme": "dark"}')
+    (here / "myapp" / "notes.txt").write_text("my notes")
+    return ["joint/jointly.py", "--data", assets.store, "--run", here / "myapp", "--force"], here / "myapp"
+
+
+def train_run_onto_a_file(here, assets):
+    (here / "run").write_text("a file, not a folder")
+    return ["joint/jointly.py", "--data", assets.store, "--run", here / "run"], here / "run"
+
+
+def resume_on_a_store_washed_again(*options):
+    """A run started on here/store, then the store washed again at the same path: from other faces (half
+    of them), or with `options` (other age groups)."""
+    def case(here, assets):
+        copy_store(assets, here / "store")
+        start_run(here / "run", here / "store")
+        raw = here / "raw"
+        raw.mkdir()
+        for name in sorted(os.listdir(assets.raw))[::1 if options else 2]:
+            shutil.copyfile(assets.raw / name, raw / name)
+        run_script("others/wash_data.py", "--dataset", "utkface", "--src", raw, "--out", here / "store", "--force",
+                   "--quiet", *options)
+        return ["joint/jointly.py", "--data", here / "store", "--run", here / "run", "--resume"], here / "store"
+    return case
 
 
 def resume_with_other_options(here, assets):
@@ -382,6 +426,10 @@ def export_onto_a_folder_of_documents(here, assets):
 CASES = [
     # (script's exit code, a phrase of the problem, the case)
     pytest.param(1, "is not a dataset store", wash_force_onto_a_folder_of_documents, id="wash --force onto documents"),
+    pytest.param(1, "is not a dataset store written by this program", wash_force_onto_a_web_app,
+                 id="wash --force onto a web app"),
+    pytest.param(1, "is not a dataset store alone: it also holds notes.txt", wash_force_onto_a_store_holding_notes,
+                 id="wash --force onto a store holding notes"),
     pytest.param(1, "pass --force", wash_onto_a_store_without_force, id="wash onto a store"),
     pytest.param(2, "no preset of that many groups", wash_with_age_groups("7"), id="wash --age-groups 7"),
     pytest.param(2, "strictly ascending", wash_with_age_groups("60,30"), id="wash --age-groups 60,30"),
@@ -415,6 +463,12 @@ CASES = [
     pytest.param(1, "not a dataset store", train_on_missing_store, id="train on a missing store"),
     pytest.param(1, "fewer than one batch", train_batch_larger_than_the_split, id="train batch > split"),
     pytest.param(1, "is not a run folder", train_force_onto_a_folder_of_documents, id="train --force onto documents"),
+    pytest.param(1, "is not a run folder written by this program", train_force_onto_an_app_with_a_config,
+                 id="train --force onto an app with a config.json"),
+    pytest.param(1, "is a file, not a run folder", train_run_onto_a_file, id="train --run onto a file"),
+    pytest.param(1, "not the store the run", resume_on_a_store_washed_again(), id="resume on a store washed again"),
+    pytest.param(1, "not the store the run", resume_on_a_store_washed_again("--age-groups", "30,60"),
+                 id="resume on a store washed again with other age groups"),
     pytest.param(1, "--arch improved (the run's: original)", resume_with_other_options, id="resume other options"),
     pytest.param(1, "the run's:", resume_on_another_store, id="resume on another store"),
     pytest.param(1, "trains gender, age_group; resume it with joint/jointly.py", resume_with_another_script,
@@ -615,20 +669,94 @@ def test_a_killed_wash_leaves_a_temporary_that_the_next_wash_removes(tmp_path, a
     assert sorted(os.listdir(tmp_path)) == ["store"]
 
 
-def test_a_swap_killed_halfway_is_undone_by_the_next_write(tmp_path):
-    """A wash killed after moving the old store aside and before renaming the new one in: the next write
-    to the same place brings the old one back and removes the half-written one; a running process's
-    temporary is left alone."""
+# A store write killed after moving the old store aside, before renaming the new one in.
+KILLED_MID_SWAP = """
+import os, sys
+from agegender import atomic, store
+
+def replace_then_die(source, target, replace=os.replace):
+    replace(source, target)
+    if ".old-" in os.fspath(target):
+        os._exit(9)
+
+os.replace = replace_then_die
+with atomic.replacing_folder(sys.argv[1], store.store_problem) as folder:
+    open(os.path.join(folder, "manifest.json"), "w").write("the new store, never finished")
+"""
+
+
+def test_a_swap_killed_halfway_is_undone_by_the_next_write_and_only_it(tmp_path, assets):
+    """The next write to the same place brings the old store back and removes the half-written one, as
+    the killed write's journal says; the user's backup beside it, named as leftovers once were, stays."""
     from agegender import atomic
-    finished = subprocess.Popen([sys.executable, "-c", "pass"])
-    finished.wait()
-    (tmp_path / f"store.old-{finished.pid}").mkdir()
-    (tmp_path / f"store.old-{finished.pid}" / "manifest.json").write_text("the old store")
-    (tmp_path / f"store.partial-{finished.pid}").mkdir()
-    (tmp_path / f"store.partial-{os.getpid()}").mkdir()
+    shutil.copytree(assets.store, tmp_path / "store")
+    before = snapshot(tmp_path / "store")
+    (tmp_path / "store.old-20231201").mkdir()
+    (tmp_path / "store.old-20231201" / "manifest.json").write_text("the user's backup")
+    killed = subprocess.run([sys.executable, "-c", KILLED_MID_SWAP, str(tmp_path / "store")], cwd=ROOT)
+    assert killed.returncode == 9 and not (tmp_path / "store").exists()
     atomic.remove_leftovers(tmp_path / "store")
-    assert sorted(os.listdir(tmp_path)) == ["store", f"store.partial-{os.getpid()}"]
-    assert (tmp_path / "store" / "manifest.json").read_text() == "the old store"
+    assert sorted(os.listdir(tmp_path)) == ["store", "store.old-20231201"]
+    assert snapshot(tmp_path / "store") == before
+    assert (tmp_path / "store.old-20231201" / "manifest.json").read_text() == "the user's backup"
+
+
+def test_a_wash_leaves_a_backup_named_like_an_old_leftover_alone(tmp_path, assets):
+    (tmp_path / "utkdata.old-20231201").mkdir()
+    (tmp_path / "utkdata.old-20231201" / "notes.txt").write_text("my backup")
+    run_script("others/wash_data.py", "--dataset", "utkface", "--src", assets.raw, "--out", tmp_path / "utkdata",
+               "--quiet")
+    assert sorted(os.listdir(tmp_path)) == ["utkdata", "utkdata.old-20231201"]
+    assert (tmp_path / "utkdata.old-20231201" / "notes.txt").read_text() == "my backup"
+
+
+def test_a_link_planted_at_a_temporary_name_is_never_followed(tmp_path):
+    """The name the previous version wrote through (`<name>.partial-<pid>.<ext>`), planted as a link to a
+    user's file: the write goes elsewhere and the file is untouched."""
+    from agegender import atomic
+    (tmp_path / "thesis.txt").write_text("four years of work")
+    (tmp_path / "out").mkdir()
+    os.symlink(tmp_path / "thesis.txt", tmp_path / "out" / f"photo_faces.partial-{os.getpid()}.json")
+    atomic.write_json(tmp_path / "out" / "photo_faces.json", {"faces": 1})
+    assert (tmp_path / "thesis.txt").read_text() == "four years of work"
+    assert json.loads((tmp_path / "out" / "photo_faces.json").read_text()) == {"faces": 1}
+
+
+def test_two_images_of_one_name_get_two_annotated_copies(tmp_path):
+    from agegender.detect_cli import sample_portrait
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copyfile(sample_portrait(), tmp_path / folder / "photo.jpg")
+    result = run_script("detect.py", tmp_path / "a" / "photo.jpg", tmp_path / "b" / "photo.jpg", "--out",
+                        tmp_path / "out", "--no-model")
+    assert sorted(os.listdir(tmp_path / "out")) == ["photo-2_faces.jpg", "photo_faces.jpg"]
+    assert f"-> {tmp_path / 'out' / 'photo-2_faces.jpg'} (renamed: photo_faces.jpg is an earlier image's)" \
+        in result.stdout
+
+
+# A Ctrl-C that arrives while the training script imports TensorFlow.
+CTRL_C_DURING_THE_TENSORFLOW_IMPORT = """
+import os, signal, sys, time
+from agegender import train_cli
+
+class CtrlCAtTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow":
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(30)
+
+sys.meta_path.insert(0, CtrlCAtTensorFlow())
+sys.argv = ["jointly.py", "--data", sys.argv[1], "--run", sys.argv[2]]
+train_cli.main()
+"""
+
+
+def test_ctrl_c_while_a_training_script_starts_prints_one_line(tmp_path, assets):
+    result = subprocess.run([sys.executable, "-c", CTRL_C_DURING_THE_TENSORFLOW_IMPORT, str(assets.store),
+                             str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT,
+                            preexec_fn=default_ctrl_c, timeout=120)
+    assert result.returncode == 130 and result.stderr.strip() == "interrupted: nothing was written", result.stderr
+    assert os.listdir(tmp_path) == []
 
 
 # -- full disks -----------------------------------------------------------------------------------------
@@ -716,6 +844,35 @@ def test_full_disk_while_training(small_disk, failing_write, assets):
     assert line.endswith("0 finished epoch(s) are saved: once that is fixed, run the same command with --resume")
     assert (small_disk / "keep.txt").read_text() == "there before"
     assert not [name for name in os.listdir(small_disk / "run") if ".partial-" in name]
+
+
+@pytest.mark.parametrize("small_disk", ["20m"], indirect=True)
+def test_a_checkpoint_that_does_not_fit_leaves_no_half_of_it(small_disk, assets):
+    """As test_full_disk_while_training's second case; then --resume, on the same full disk."""
+    command = ["joint/jointly.py", "--data", assets.store, "--run", small_disk / "run", "--epochs", "1",
+               "--batch-size", "64", "--quiet"]
+    for options in ([], ["--resume"]):
+        result = run_script(*command, *options, check=False)
+        assert result.returncode == 1 and "No space left on device" in error_line(result)
+        assert not [name for name in os.listdir(small_disk / "run" / "checkpoints") if name.endswith("_temp")]
+
+
+def test_a_read_only_place_for_a_run_gets_one_line(tmp_path, assets):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() == 0:  # root writes through permissions: a read-only mount instead
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True)
+        if mounted.returncode:
+            pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
+    else:
+        folder.chmod(0o555)
+    try:
+        result = run_script("joint/jointly.py", "--data", assets.store, "--run", folder / "run", check=False)
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(folder)], check=True)
+    assert result.returncode == 1
+    assert error_line(result).startswith(f"error: {folder / 'run'}: "), result.stderr
 
 
 # -- TensorFlow's start-up lines --------------------------------------------------------------------------
