@@ -86,13 +86,12 @@ class OriginalCNN(tf.Module):
     head_size = 100      # each head's hidden layer
 
     def __init__(self, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE, temperatures=None,
-                 flip_average=False, zooms=(1.0,), channels=1, width=1.0):
+                 flip_average=False, zooms=(1.0,), channels=1):
         super().__init__(name="cnn")
         self.class_counts = dict(class_counts)
         self.dropout = dropout
         self.input_size = input_size
         self.channels = channels
-        self.width = float(width)  # the trunk's channels times this (the improved network only)
         # Traced for this model's faces: [None,128,128] gray, [None,128,128,3] RGB.
         self.probabilities = tf.function(self.calibrated_probabilities, input_signature=[self.input_spec()],
                                          reduce_retracing=True)
@@ -117,9 +116,6 @@ class OriginalCNN(tf.Module):
         return kernel, tf.Variable(tf.zeros(shape[-1:]), name=f"{name}/bias")
 
     def build_trunk(self):
-        if self.width != 1.0:
-            raise ModelError(f"width {self.width}: the original architecture's channels are fixed; "
-                             "only the improved one has a width")
         self.conv1 = self.layer("conv1", [7, 7, self.channels, 32])
         self.conv2 = self.layer("conv2", [5, 5, 32, 64])
         self.conv3 = self.layer("conv3", [3, 3, 64, 64])
@@ -130,7 +126,7 @@ class OriginalCNN(tf.Module):
         """Side of the last feature map: the stride-2 conv and three stride-2 pools divide by 16."""
         return -(-self.input_size // 16)
 
-    def trunk(self, x, training):
+    def trunk(self, x, training, seed=None):
         """conv 7x7/32 stride 2 -> ReLU -> LRN -> max-pool 3x3/2; conv 5x5/64 -> ReLU -> LRN -> max-pool;
         conv 3x3/64 -> ReLU -> max-pool; flatten (8x8x64 for 128 px faces) -> FC 512 ReLU (dropout)."""
         for (kernel, bias), stride, normalise in ((self.conv1, 2, True), (self.conv2, 1, True),
@@ -139,7 +135,7 @@ class OriginalCNN(tf.Module):
             if normalise:
                 x = local_response_normalization(x)
             x = tf.nn.max_pool2d(x, 3, 2, "SAME")
-        return self._dense(tf.reshape(x, [-1, self.pooled_side ** 2 * 64]), self.fc, training)
+        return self._dense(tf.reshape(x, [-1, self.pooled_side ** 2 * 64]), self.fc, training, seed, 0)
 
     @property
     def batch_norms(self):
@@ -179,22 +175,29 @@ class OriginalCNN(tf.Module):
         # convolution of an int8 export (export.py), where a concatenation would have cut them to int8.
         return tf.image.per_image_standardization(tf.concat(views, axis=0) if len(views) > 1 else views[0])
 
-    def __call__(self, images, training=False):
-        """Logits per task for a batch of uint8 faces."""
-        return self.logits(self.preprocess(images), training)
+    def __call__(self, images, training=False, seed=None):
+        """Logits per task for a batch of uint8 faces; in training, `seed` draws the dropout (see dropped)."""
+        return self.logits(self.preprocess(images), training, seed)
 
-    def logits(self, x, training=False):
+    def logits(self, x, training=False, seed=None):
         """Logits per task for preprocessed faces."""
-        x = self.trunk(x, training)
+        x = self.trunk(x, training, seed)
         logits = {}
-        for task, (hidden, output) in self.heads.items():
-            h = self._dense(x, hidden, training)
+        for site, (task, (hidden, output)) in enumerate(self.heads.items(), start=1):
+            h = self._dense(x, hidden, training, seed, site)
             logits[task] = tf.matmul(h, output[0]) + output[1]
         return logits
 
-    def _dense(self, x, layer, training):
-        x = tf.nn.relu(tf.matmul(x, layer[0]) + layer[1])
-        return tf.nn.dropout(x, rate=self.dropout) if training and self.dropout else x
+    def _dense(self, x, layer, training, seed, site):
+        return self.dropped(tf.nn.relu(tf.matmul(x, layer[0]) + layer[1]), training, seed, site)
+
+    def dropped(self, x, training, seed, site):
+        """x with dropout in training, its units drawn from `seed` [2] and the layer's `site` number:
+        stateless, so that the same step of a resumed run drops the same units as the uninterrupted run."""
+        if not (training and self.dropout):
+            return x
+        return tf.nn.experimental.stateless_dropout(
+            x, self.dropout, tf.random.experimental.stateless_fold_in(seed, site))
 
     @property
     def views(self):
@@ -262,8 +265,6 @@ class ImprovedCNN(OriginalCNN):
 
     conv 5x5/32 stride 2 -> BN -> ReLU -> max-pool (32x32); conv 3x3/64 -> BN -> ReLU -> max-pool (16x16);
     residual block 128 -> max-pool (8x8); residual block 256 -> global average pool (256) -> dropout.
-    A width other than 1 multiplies every layer's channels (rounded to eights, which SIMD kernels like),
-    so the FLOPs grow about as its square.
     Fewer parameters than the original (its FC 512 layer held most) but more FLOPs a face: forward_flops
     counts both models' from their graphs.
     """
@@ -271,9 +272,10 @@ class ImprovedCNN(OriginalCNN):
     architecture = "improved"
     head_size = 128
 
+    feature_size = 256
+
     def build_trunk(self):
-        stem, conv, block1, block2 = (8 * max(1, round(self.width * channels / 8)) for channels in (32, 64, 128, 256))
-        self.feature_size = block2
+        stem, conv, block1, block2 = 32, 64, 128, self.feature_size
         self.stem = self.conv_bn("stem", [5, 5, self.channels, stem])
         self.conv = self.conv_bn("conv", [3, 3, stem, conv])
         self.blocks = [self.residual_block(f"block{i}", inputs, outputs)
@@ -288,7 +290,7 @@ class ImprovedCNN(OriginalCNN):
                 self.conv_bn(f"{name}/conv2", [3, 3, outputs, outputs]),
                 self.conv_bn(f"{name}/shortcut", [1, 1, inputs, outputs]))
 
-    def trunk(self, x, training):
+    def trunk(self, x, training, seed=None):
         x = tf.nn.max_pool2d(convolve(x, self.stem, 2, training), 3, 2, "SAME")
         x = tf.nn.max_pool2d(convolve(x, self.conv, 1, training), 3, 2, "SAME")
         for i, (first, second, shortcut) in enumerate(self.blocks):
@@ -296,8 +298,7 @@ class ImprovedCNN(OriginalCNN):
             x = tf.nn.relu(y + convolve(x, shortcut, 1, training, relu=False))
             if i < len(self.blocks) - 1:
                 x = tf.nn.max_pool2d(x, 3, 2, "SAME")
-        x = tf.reduce_mean(x, axis=[1, 2])
-        return tf.nn.dropout(x, rate=self.dropout) if training and self.dropout else x
+        return self.dropped(tf.reduce_mean(x, axis=[1, 2]), training, seed, 0)
 
 
 ARCHITECTURES = {network.architecture: network for network in (OriginalCNN, ImprovedCNN)}
@@ -315,11 +316,11 @@ def forward_flops(model):
     return flops * model.views
 
 
-def build_model(architecture, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE, channels=1, width=1.0):
+def build_model(architecture, class_counts, dropout=0.5, seed=0, input_size=FACE_SIZE, channels=1):
     if architecture not in ARCHITECTURES:
         raise ModelError(f"unknown architecture {architecture!r}; choose {' or '.join(ARCHITECTURES)}")
     return ARCHITECTURES[architecture](class_counts, dropout=dropout, seed=seed, input_size=input_size,
-                                       channels=channels, width=width)
+                                       channels=channels)
 
 
 def model_folder_problem(folder):
@@ -333,7 +334,7 @@ def save_model(model, folder, metadata):
     Written to a temporary folder that replaces `folder` in one rename: a reader never sees half.
     """
     description = {"architecture": model.architecture, "face_size": FACE_SIZE, "channels": model.channels,
-                   "width": model.width, "input_size": model.input_size, "dropout": model.dropout,
+                   "input_size": model.input_size, "dropout": model.dropout,
                    "class_counts": model.class_counts, "temperatures": model.temperatures,
                    "flip_average": model.flip_average, "zooms": list(model.zooms), **metadata}
     with atomic.replacing_folder(folder, model_folder_problem) as temporary:
@@ -346,7 +347,7 @@ def without_heads(model, tasks):
     kept = {task: count for task, count in model.class_counts.items() if task not in tasks}
     copy = type(model)(kept, dropout=model.dropout, input_size=model.input_size,
                        temperatures=model.temperatures, flip_average=model.flip_average, zooms=model.zooms,
-                       channels=model.channels, width=model.width)
+                       channels=model.channels)
     copy.assign(model.weights())
     return copy
 
@@ -380,8 +381,7 @@ def load_model(folder):
                                                        temperatures=description.get("temperatures"),
                                                        flip_average=description.get("flip_average", False),
                                                        zooms=description.get("zooms", [1.0]),
-                                                       channels=description.get("channels", 1),
-                                                       width=description.get("width", 1.0))
+                                                       channels=description.get("channels", 1))
     try:
         model.assign(weights)
     except (KeyError, ValueError) as error:
@@ -399,19 +399,12 @@ def check_description(description, json_path):
     if description.get("channels", 1) not in COLOURS:
         raise ModelError(f"{json_path}: faces of {description['channels']!r} channels, not 1 (grayscale) "
                          "or 3 (RGB); copy model.json again from the run that trained it")
-    width = description.get("width", 1.0)
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 8:
-        raise ModelError(f"{json_path}: width {width!r}, not a number from 0 to 8; copy model.json again "
-                         "from the run that trained it")
     zooms = description.get("zooms", [1.0])
     low, high = cli.ZOOMS
     if not isinstance(zooms, list) or not zooms or not all(
             isinstance(zoom, (int, float)) and not isinstance(zoom, bool) and low <= zoom <= high for zoom in zooms):
         raise ModelError(f"{json_path}: zooms {zooms!r}, not a list of numbers from {low} to {high}; copy "
                          "model.json again from the run that trained it")
-    if width != 1 and description["architecture"] == OriginalCNN.architecture:
-        raise ModelError(f"{json_path}: width {width!r}, but the original architecture's channels are fixed; "
-                         "copy model.json again from the run that trained it")
     try:
         counts, names, edges = description["class_counts"], description["classes"], description["age_edges"]
         unknown = [task for task in counts if task not in TASK_LABEL]

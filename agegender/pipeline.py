@@ -29,37 +29,20 @@ def _decode_batch(channels, images, labels):
 
 MAX_ROTATION_DEGREES = 15  # what faces in photos show; the scene benchmark rotates as much
 ZOOM_RANGE = (0.9, 1.1)    # a detector's box varies about this much in size around a face
-# Photo conditions: a face 2 m from a webcam is about 40 px wide, so faces are shrunk to as little as a
-# quarter of the chip's side; exposure changes by a gain and an offset, clipped as a camera clips.
-SMALLEST_FACE_SIDE = 32
-EXPOSURE_GAIN = (0.6, 1.4)
-EXPOSURE_OFFSET = 32
 # Edge backgrounds: a face in a photo may stand against any background, and what a box takes in beyond
 # the face changes with it; the scene benchmark's pasted faces lose 2.5 points of gender to their
 # feathered edge alone (bench/scene_conditions.py). The feather spans this share of the face's side.
 EDGE_FEATHER = (0.02, 0.15)
-# Random erasing (Zhong et al. 2020): a rectangle of the face replaced by noise, so that no one region
-# (the hair, the eyes) decides alone, as hands, glasses and hair hide parts of faces in photos. Its
-# area share and its height-to-width ratio (drawn log-uniform) are the paper's.
-ERASED_AREA = (0.02, 0.4)
-ERASED_ASPECT = (0.3, 1 / 0.3)
 
 
-def augment_batch(images, seed, rotate_and_zoom=False, photo_conditions=False, edge_backgrounds=False,
-                  random_erasing=0.0):
+def augment_batch(images, seed, rotate_and_zoom=False, edge_backgrounds=False):
     """Random horizontal flips and shifts of up to 8 px, drawn per image from a stateless seed; with
-    rotate_and_zoom, also rotations and zooms (one affine warp per face); with photo_conditions, also
-    the losses of a face in a photo (photo_conditions_batch); with edge_backgrounds, half the faces'
-    edges feathered into a background (edge_backgrounds_batch); with random_erasing, that share of the
-    faces with a rectangle of noise (random_erasing_batch). Every channel of a face moves alike, so
-    colour faces [b,128,128,3] are augmented as gray ones [b,128,128,1]."""
-    if photo_conditions:
-        images = photo_conditions_batch(images, tf.random.experimental.stateless_fold_in(seed, 1))
+    rotate_and_zoom, also rotations and zooms (one affine warp per face); with edge_backgrounds, half the
+    faces' edges feathered into a background (edge_backgrounds_batch). Every channel of a face moves
+    alike, so colour faces [b,128,128,3] are augmented as gray ones [b,128,128,1]."""
     images = _warp_batch(images, seed) if rotate_and_zoom else _flip_and_shift_batch(images, seed)
     if edge_backgrounds:
         images = edge_backgrounds_batch(images, tf.random.experimental.stateless_fold_in(seed, 2))
-    if random_erasing:
-        images = random_erasing_batch(images, tf.random.experimental.stateless_fold_in(seed, 3), random_erasing)
     return images
 
 
@@ -76,22 +59,6 @@ def _flip_and_shift_batch(images, seed):
     cols = tf.range(FACE_SIZE)[None, :] + 8 + shifts[:, 1:2]
     images = tf.gather(padded, rows, axis=1, batch_dims=1)
     return tf.gather(images, cols, axis=2, batch_dims=1)
-
-
-def photo_conditions_batch(images, seed):
-    """Half of the faces, drawn at random, lose resolution as a small face in a photo does: shrunk to
-    one side between SMALLEST_FACE_SIDE and 128 px (one side a batch) and enlarged back. Every face's
-    exposure changes by a random gain and offset, clipped to 0..255. uint8 in, uint8 out."""
-    batch = tf.shape(images)[0]
-    seeds = tf.random.experimental.stateless_split(seed, 4)
-    faces = tf.cast(images, tf.float32)
-    side = tf.random.stateless_uniform([], seeds[0], minval=SMALLEST_FACE_SIDE, maxval=FACE_SIZE + 1, dtype=tf.int32)
-    blurred = tf.image.resize(tf.image.resize(faces, [side, side], method="area"), [FACE_SIZE, FACE_SIZE])
-    shrink = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[1]) < 0.5
-    faces = tf.where(shrink, blurred, faces)
-    gain = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[2], *EXPOSURE_GAIN)
-    offset = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[3], -EXPOSURE_OFFSET, EXPOSURE_OFFSET)
-    return tf.cast(tf.round(tf.clip_by_value(faces * gain + offset, 0, 255)), images.dtype)
 
 
 def edge_backgrounds_batch(images, seed):
@@ -111,27 +78,6 @@ def edge_backgrounds_batch(images, seed):
     weight = tf.where(keep, 1.0, weight)
     backgrounds = tf.reverse(faces, axis=[0, 1])  # the batch's faces in reverse order, upside down
     return tf.cast(tf.round(weight * faces + (1 - weight) * backgrounds), images.dtype)
-
-
-def random_erasing_batch(images, seed, share):
-    """Each face, with probability share, has one rectangle replaced by uniform noise: ERASED_AREA of
-    the face's area, ERASED_ASPECT its height over its width (cut at the face's side), anywhere inside
-    the face. uint8 in, uint8 out."""
-    batch = tf.shape(images)[0]
-    uniform = lambda i, low, high: tf.random.stateless_uniform(  # noqa: E731
-        [batch, 1], tf.random.experimental.stateless_fold_in(seed, i), minval=low, maxval=high)
-    area = uniform(0, *ERASED_AREA) * FACE_SIZE ** 2
-    aspect = tf.exp(uniform(1, math.log(ERASED_ASPECT[0]), math.log(ERASED_ASPECT[1])))
-    height = tf.minimum(tf.sqrt(area * aspect), FACE_SIZE)
-    width = tf.minimum(tf.sqrt(area / aspect), FACE_SIZE)
-    top, left = uniform(2, 0.0, 1.0) * (FACE_SIZE - height), uniform(3, 0.0, 1.0) * (FACE_SIZE - width)
-    pixels = tf.range(FACE_SIZE, dtype=tf.float32)[None, :]
-    in_rows = (pixels >= tf.round(top)) & (pixels < tf.round(top + height))       # [b, side]
-    in_columns = (pixels >= tf.round(left)) & (pixels < tf.round(left + width))   # [b, side]
-    erased = in_rows[:, :, None] & in_columns[:, None, :] & (uniform(4, 0.0, 1.0) < share)[:, :, None]
-    noise = tf.random.stateless_uniform(tf.shape(images), tf.random.experimental.stateless_fold_in(seed, 5),
-                                        minval=0, maxval=256, dtype=tf.int32)
-    return tf.where(erased[..., None], tf.cast(noise, images.dtype), images)
 
 
 def _warp_batch(images, seed):
@@ -158,18 +104,17 @@ def _warp_batch(images, seed):
 
 
 def split_dataset(folder, split, batch_size, training=False, augment=False, seed=0, pipelines=(1, 0),
-                  shuffle_buffer=SHUFFLE_BUFFER_FACES, rotate_and_zoom=False, photo_conditions=False,
-                  edge_backgrounds=False, random_erasing=0.0):
+                  shuffle_buffer=SHUFFLE_BUFFER_FACES, rotate_and_zoom=False, edge_backgrounds=False):
     """Batches (images uint8 [b,128,128,C], labels {column: int32 [b]}) of one split of a store; C is
     the store's channels (1 grayscale, 3 RGB).
 
     training=True shuffles shards and faces and drops the last partial batch (every step then has the
     same shape); otherwise the order is the store's and every face is seen once. augment=True adds
-    random flips and shifts (rotate_and_zoom: rotations and zooms too; photo_conditions: the
-    resolution and exposure of faces in photos; edge_backgrounds: edges feathered into backgrounds;
-    random_erasing: that share of the faces with a rectangle of noise). pipelines=(count, index): with
-    several input pipelines (one per worker under tf.distribute), this one reads every count-th face
-    from the index-th on, so that together they see each face once.
+    random flips and shifts (rotate_and_zoom: rotations and zooms too; edge_backgrounds: edges
+    feathered into backgrounds). The same seed gives the same batches, so a resumed run sees what the
+    uninterrupted one saw. pipelines=(count, index): with several input pipelines (one per worker under
+    tf.distribute), this one reads every count-th face from the index-th on, so that together they see
+    each face once.
     """
     count, index = pipelines
     manifest = store.read_manifest(folder)
@@ -180,12 +125,12 @@ def split_dataset(folder, split, batch_size, training=False, augment=False, seed
     files = tf.data.Dataset.from_tensor_slices((columns[0], columns[1], headers[0], headers[1]))
     if training:
         files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
-    # Every pipeline draws the same file order (same seed); sharding the faces then needs the same face
-    # order too, so the interleave is deterministic when there are several pipelines.
+    # Deterministic: the same seed gives the same faces in the same order (sharding across pipelines
+    # and an exact resume both need it).
     channels = store.face_channels(manifest)
     faces = files.interleave(functools.partial(_read_shard, channels),
                              cycle_length=max(1, min(len(shards), 4)),
-                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training or count > 1)
+                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if count > 1:
         faces = faces.shard(count, index)
     if training:
@@ -195,8 +140,7 @@ def split_dataset(folder, split, batch_size, training=False, augment=False, seed
     if augment:
         counter = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         batches = tf.data.Dataset.zip(batches, counter).map(
-            lambda batch, pair: (augment_batch(batch[0], pair, rotate_and_zoom, photo_conditions,
-                                                edge_backgrounds, random_erasing), batch[1]),
+            lambda batch, pair: (augment_batch(batch[0], pair, rotate_and_zoom, edge_backgrounds), batch[1]),
             num_parallel_calls=tf.data.AUTOTUNE)
     return batches.prefetch(tf.data.AUTOTUNE)
 

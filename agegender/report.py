@@ -1,11 +1,11 @@
 """What a training run reports, rewritten after every epoch: metrics.json (the history, the best epoch
-and, once the run ends, the test split's figures), curves.png, confusion_<task>.png on the test split,
-TensorBoard logs in logs/, and the line printed for each epoch. train.py decides what happened; this
-module only writes it down."""
+and, once the run ends, the test split's figures), curves.png, TensorBoard logs in logs/, and the line
+printed for each epoch (the test split's confusion matrices are scoring.evaluate_model's). train.py
+decides what happened; this module only writes it down."""
 import json
 import os
 
-from agegender import atomic, evaluate, plots
+from agegender import atomic, plots
 from agegender.quiet_tensorflow import tf
 
 
@@ -66,10 +66,3 @@ class RunReport:
                    "best_epoch": best["epoch"] if best else None, "test": test}
         atomic.write_json(os.path.join(self.folder, "metrics.json"), metrics)
         return metrics
-
-    def plot_confusions(self, test):
-        """confusion_<task>.png for each task of the test split's figures, titled with its headline."""
-        for task, figures in test.items():
-            title = f"{task}, test split\n{evaluate.headline(task, figures)}"
-            path = os.path.join(self.folder, f"confusion_{task}.png")
-            plots.plot_confusion(*evaluate.confusion_of(figures), title, path)

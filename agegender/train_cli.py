@@ -10,7 +10,7 @@ from dataclasses import asdict, fields
 
 from agegender import atomic, cli, store
 from agegender.errors import AgeGenderError, tensorflow_message
-from agegender.train_options import DEFAULT_LEARNING_RATES, DEFAULT_WEIGHT_DECAYS, STRATEGIES, TrainConfig, TrainError
+from agegender.train_options import STRATEGIES, TrainConfig, TrainError
 
 JOINT, GENDER, AGE_GROUP = ("gender", "age_group"), ("gender",), ("age_group",)
 RUN_FORMAT = "agegender-run"  # config.json's signature: --force deletes only a folder that has it
@@ -55,15 +55,10 @@ def parse_arguments(tasks):
     arguments = parser.parse_args()
     given = {field.name: getattr(arguments, field.name) for field in options if hasattr(arguments, field.name)}
     arguments.given = set(given)
-    # The defaults that are not constants: the learning rate and weight decay suit the optimizer.
-    optimizer = given.get("optimizer", TrainConfig.optimizer)
-    given.setdefault("learning_rate", DEFAULT_LEARNING_RATES[optimizer])
-    given.setdefault("weight_decay", DEFAULT_WEIGHT_DECAYS[optimizer])
-    config = TrainConfig(tasks=tasks, **given)
-    if config.width != 1.0 and config.architecture != "improved":
-        parser.error("--width: the original architecture's channels are fixed; add --arch improved")
-    if "teacher_share" in given and not config.teacher:
-        parser.error("--teacher-share: there is no teacher to share the targets with; add --teacher MODEL")
+    try:
+        config = TrainConfig(tasks=tasks, **given)
+    except TrainError as error:  # a rule between options (TrainConfig's, the library's too)
+        parser.error(str(error))
     return arguments, config
 
 
@@ -82,6 +77,8 @@ def saved_config(run, tasks, max_epochs=None):
         with open(config_path, encoding="utf-8") as file:
             saved = json.load(file)
         saved["tasks"] = tuple(saved["tasks"])
+        if not saved.get("teacher"):  # written before teacher_share was None without a teacher
+            saved.pop("teacher_share", None)
         # Options a run saved before they existed keep their defaults.
         config = TrainConfig(**{field.name: saved[field.name] for field in fields(TrainConfig)
                                       if field.name in saved})
@@ -174,14 +171,15 @@ def main(tasks=JOINT):
     try:
         arguments, config = parse_arguments(tasks)
         # Imported once the options are known to be good: TensorFlow's import alone takes seconds.
-        from agegender import evaluate, train
+        from agegender import distribute, evaluate, train
+        from agegender.checkpoints import checkpointed_epochs
         from agegender.quiet_tensorflow import tf
     except KeyboardInterrupt:
         sys.stderr.write("\ninterrupted: nothing was written\n")
         sys.exit(130)
     try:
-        strategy = train.make_strategy(arguments.strategy)
-        if train.is_chief(strategy):
+        strategy = distribute.make_strategy(arguments.strategy)
+        if distribute.is_chief(strategy):
             run = arguments.run
             config = prepare_run(arguments, config)
         else:
@@ -200,24 +198,24 @@ def main(tasks=JOINT):
             print(f"{kind}: {strategy.num_replicas_in_sync} replicas x {config.batch_size} "
                   f"faces = {trainer.global_batch} a step", flush=True)
         if arguments.resume:
-            remove_unfinished_checkpoint(arguments.run, train.checkpointed_epochs(arguments.run))  # a save killed midway
-            if trainer.restore(os.path.join(arguments.run, "checkpoints")):
+            remove_unfinished_checkpoint(arguments.run, checkpointed_epochs(arguments.run))  # a save killed midway
+            if trainer.restore(arguments.run):
                 print(f"resuming {arguments.run} after epoch {int(trainer.epoch)}", flush=True)
             else:
                 print(f"{arguments.run}: no checkpoint to resume; starting at epoch 1", flush=True)
         with cli.CtrlC() as ctrl_c:
             metrics = trainer.fit(quiet=arguments.quiet, after_each_step=ctrl_c.check)
     except (atomic.WriteError, tf.errors.OpError) as error:  # writing the run failed: a full disk, say
-        remove_unfinished_checkpoint(arguments.run, train.checkpointed_epochs(arguments.run))
+        remove_unfinished_checkpoint(arguments.run, checkpointed_epochs(arguments.run))
         problem = error if isinstance(error, atomic.WriteError) else f"{arguments.run}: {tensorflow_message(error)}"
-        sys.exit(f"error: {problem}; {train.checkpointed_epochs(arguments.run)} finished epoch(s) are saved: once "
+        sys.exit(f"error: {problem}; {checkpointed_epochs(arguments.run)} finished epoch(s) are saved: once "
                  "that is fixed, run the same command with --resume")
     except AgeGenderError as error:
         sys.exit(f"error: {error}")
     except OSError as error:  # a --run the system refuses: a read-only place, say
         sys.exit(f"error: {error.filename}: {error.strerror}" if error.filename else f"error: {error}")
     except KeyboardInterrupt:
-        sys.stderr.write(f"\ninterrupted: {train.checkpointed_epochs(arguments.run)} finished epoch(s) are saved in "
+        sys.stderr.write(f"\ninterrupted: {checkpointed_epochs(arguments.run)} finished epoch(s) are saved in "
                          f"{arguments.run}; run the same command with --resume to continue\n")
         sys.exit(130)
     if not trainer.chief:

@@ -8,11 +8,10 @@ from agegender.errors import AgeGenderError
 
 # The networks model.ARCHITECTURES builds, by name (a test checks that the two agree).
 ARCHITECTURES = ("original", "improved")
-DEFAULT_LEARNING_RATES = {"adam": 0.001, "adamw": 0.001, "sgd": 0.01}
-# L2 (sgd, adam) has its strength in the loss; AdamW's decoupled decay is a share of each kernel taken
-# off per step, times the learning rate, so its usual values are a hundred times larger.
-DEFAULT_WEIGHT_DECAYS = {"adam": 5e-4, "adamw": 0.05, "sgd": 5e-4}
-STRATEGIES = ("auto", "one", "mirrored", "multiworker")  # train.make_strategy's
+DEFAULT_LEARNING_RATES = {"adam": 0.001, "sgd": 0.01}  # a config without a learning rate takes its optimizer's
+DEFAULT_TEACHER_SHARE = 0.5
+SCHEDULES = ("exponential", "cosine")
+STRATEGIES = ("auto", "one", "mirrored", "multiworker")  # distribute.make_strategy's
 
 
 class TrainError(AgeGenderError):
@@ -39,10 +38,9 @@ class TrainConfig:
     # Adam reached a slightly better validation accuracy than the original's SGD with momentum in
     # 8 joint epochs on UTKFace (mean of gender and age 0.784 against 0.780; bench/RESULTS.md).
     optimizer: str = field(default="adam", metadata=cli.option(
-        "Adam, Adam with decoupled weight decay (AdamW, Loshchilov & Hutter 2019), or SGD with momentum as "
-        "the original", choices=("sgd", "adam", "adamw")))
-    # Not given, it is the optimizer's own (train_cli): TrainConfig(optimizer="sgd") keeps this one.
-    learning_rate: float = field(default=DEFAULT_LEARNING_RATES["adam"], metadata=cli.option(
+        "Adam, or SGD with momentum as the original", choices=("sgd", "adam")))
+    # None: the optimizer's own (__post_init__).
+    learning_rate: float = field(default=None, metadata=cli.option(
         "initial learning rate", type=cli.positive_float,
         default_text=", ".join(f"{rate} for {name}" for name, rate in DEFAULT_LEARNING_RATES.items())))
     learning_rate_decay: float = field(default=0.9, metadata=cli.option(
@@ -51,53 +49,27 @@ class TrainConfig:
     # max_epochs (Loshchilov & Hutter 2017): the last epochs take small steps, as weight averaging would.
     schedule: str = field(default="exponential", metadata=cli.option(
         "learning rate: times --learning-rate-decay after every epoch, or one warm-up epoch then a cosine "
-        "down to zero at the last epoch", choices=("exponential", "cosine")))
+        "down to zero at the last epoch", choices=SCHEDULES))
     momentum: float = 0.9
-    # Not given, it is the optimizer's own (train_cli), as the learning rate.
-    weight_decay: float = field(default=DEFAULT_WEIGHT_DECAYS["adam"], metadata=cli.option(
-        "L2 on the kernels in the loss, as the original; with adamw the share of each kernel taken off per "
-        "step, times the learning rate, in place of the L2", type=cli.non_negative_float,
-        default_text=", ".join(f"{decay} for {name}" for name, decay in DEFAULT_WEIGHT_DECAYS.items())))
+    weight_decay: float = field(default=5e-4, metadata=cli.option(
+        "L2 on the kernels in the loss, as the original", type=cli.non_negative_float))
     dropout: float = field(default=0.5, metadata=cli.option(
         "share of the fully connected layers' units dropped in training", type=cli.fraction))
     augment: bool = field(default=True, metadata=cli.option(
         "no random flips and shifts of the training faces", flag="no-augment"))
     rotate_and_zoom: bool = field(default=False, metadata=cli.option(
         "augmentation also rotates (up to 15 degrees) and zooms (0.9-1.1) the faces"))
-    photo_conditions: bool = field(default=False, metadata=cli.option(
-        "augmentation also shrinks half the faces (to 32-128 px and back) and changes every face's exposure, "
-        "as in photos and webcams"))
     edge_backgrounds: bool = field(default=False, metadata=cli.option(
         "augmentation also feathers half the faces' edges (2-15%% of the side) into a background, as faces "
         "against any background in photos"))
-    random_erasing: float = field(default=0.0, metadata=cli.option(
-        "augmentation also replaces a random rectangle (2-40%% of the area) of this share of the faces with "
-        "noise, as hands, glasses and hair hide parts of faces in photos; 0.5 is usual", type=cli.fraction))
     label_smoothing: float = field(default=0.0, metadata=cli.option(
         "share of each gender / age-group label spread over the other classes", type=cli.fraction))
-    # mixup (Zhang et al. 2018): each face is blended with another face of its batch, by a share drawn
-    # from Beta(alpha, alpha), and its loss is the same blend of the two faces' losses. The epoch's
-    # training accuracies are then those of the blended faces against each one's own labels.
-    mixup: float = field(default=0.0, metadata=cli.option(
-        "alpha of the Beta distribution each training face's mixup share is drawn from (0.2 is usual); "
-        "0: no mixup", type=cli.non_negative_float))
-    width: float = field(default=1.0, metadata=cli.option(
-        "with --arch improved: its channels (32, 64, 128, 256) times this, rounded to eights; its FLOPs grow "
-        "about as the square", type=cli.positive_float))
     input_size: int = field(default=128, metadata=cli.option(
         "side in pixels the network sees the 128x128 faces at; fewer FLOPs below 128", type=cli.positive_int))
     # Exact age: weight of the mean absolute error of the expected age (years), beside the
     # distribution's cross-entropy (DLDL-v2, Gao et al. 2018): it trains the read-out itself.
     expected_age_loss: float = field(default=0.0, metadata=cli.option(
         "with --exact-age: weight of the expected age's absolute error in years", type=cli.non_negative_float))
-    class_weights: bool = field(default=False, metadata=cli.option(
-        "weight classes by inverse frequency in the loss (the age groups are imbalanced)"))
-    # Children's gender is the hardest to tell (valid, models/improved: about 0.72 under 18 against 0.95+
-    # for adults), and it is what leaves the races with the most children the worst gender accuracy.
-    # Weighted 3x on both bundled recipes it gained children +4.7 and +0.6 points: no bundled recipe uses it.
-    child_gender_weight: float = field(default=1.0, metadata=cli.option(
-        "weight of the gender loss of faces under 18 in training (1: as any other face's)",
-        type=cli.positive_float))
     race_head: bool = field(default=False, metadata=cli.option(
         "also learn the race (UTKFace) as an auxiliary task; saved models have no race head"))
     # Knowledge distillation (Hinton et al. 2015; born-again networks, Furlanello et al. 2018): a share
@@ -106,22 +78,25 @@ class TrainConfig:
     teacher: str = field(default="", metadata=cli.option(
         "a saved model folder whose calibrated answers the network also learns from, on every task the "
         "two share (knowledge distillation)", default_text="none"))
-    teacher_share: float = field(default=0.5, metadata=cli.option(
+    # None: DEFAULT_TEACHER_SHARE where there is a teacher (__post_init__).
+    teacher_share: float = field(default=None, metadata=cli.option(
         "with --teacher: share of each target that is the teacher's answer, the rest the label's",
-        type=cli.fraction))
-    # Polyak averaging (an exponential moving average of the weights, as Inception-v3 and EfficientNet are
-    # evaluated): the network validated, saved and tested is the average of its recent steps' weights,
-    # which the noise of single steps moves less than the last step's weights.
-    ema_decay: float = field(default=0.0, metadata=cli.option(
-        "validate and save an exponential moving average of the weights, kept with this decay a step (0.998 "
-        "averages about the last 500 steps); 0: the weights as trained", type=cli.fraction))
-    # Sharpness-aware minimisation (SAM, Foret et al. 2021): each step's gradient is taken where the
-    # loss is highest within rho of the weights (first-order: a step of length rho up the gradient), so
-    # training settles in flat minima, which generalise better and are hurt less by noisy labels
-    # (UTKFace's ages were estimated by a model). Each step costs two passes instead of one.
-    sam_rho: float = field(default=0.0, metadata=cli.option(
-        "sharpness-aware minimisation: radius of the weights' neighbourhood each step's gradient is taken "
-        "at the worst point of (0.05 is usual); each step costs twice as much; 0: plain steps",
-        type=cli.non_negative_float))
+        type=cli.fraction, default_text=str(DEFAULT_TEACHER_SHARE)))
     seed: int = field(default=0, metadata=cli.option(
         "seed of the initial weights, the shuffling and the augmentation", type=cli.non_negative_int))
+
+    def __post_init__(self):
+        """The rules between options, written once: the command line's parser and the library both meet
+        them here (TrainError, one line); and the defaults that follow from another option."""
+        if self.optimizer not in DEFAULT_LEARNING_RATES:
+            raise TrainError(f"unknown optimizer {self.optimizer!r}; choose {' or '.join(DEFAULT_LEARNING_RATES)}")
+        if self.schedule not in SCHEDULES:
+            raise TrainError(f"unknown schedule {self.schedule!r}; choose {' or '.join(SCHEDULES)}")
+        if self.learning_rate is None:
+            self.learning_rate = DEFAULT_LEARNING_RATES[self.optimizer]
+        if self.teacher_share is not None and not self.teacher:
+            raise TrainError("--teacher-share: there is no teacher to share the targets with; add --teacher MODEL")
+        if self.teacher and self.teacher_share is None:
+            self.teacher_share = DEFAULT_TEACHER_SHARE
+        if self.expected_age_loss and not self.exact_age:
+            raise TrainError("--expected-age-loss: there is no exact-age head to train; add --exact-age")

@@ -42,9 +42,8 @@ class MobileNetV3Small(networks.OriginalCNN):
             if isinstance(layer, tf.keras.layers.BatchNormalization):
                 layer.momentum = 0.9
 
-    def trunk(self, x, training):
-        x = self.backbone(x, training=training)
-        return tf.nn.dropout(x, rate=self.dropout) if training and self.dropout else x
+    def trunk(self, x, training, seed=None):
+        return self.dropped(self.backbone(x, training=training), training, seed, 0)
 
     def head_variables(self):
         return [variable for pair in self.heads.values() for layer in pair for variable in layer]
@@ -101,7 +100,7 @@ def main():
     trainer = Trainer(arguments.data, arguments.run, config)
     atomic.write_json(os.path.join(arguments.run, "config.json"),  # what restore() reads, as train_cli writes it
                       {**asdict(config), "data": os.path.abspath(arguments.data), "channels": trainer.channels})
-    if arguments.resume and trainer.restore(os.path.join(arguments.run, "checkpoints")):
+    if arguments.resume and trainer.restore(arguments.run):
         print(f"resuming after epoch {int(trainer.epoch)}", flush=True)
     parameters = sum(int(np.prod(v.shape)) for v in trainer.model.trainable_variables)
     print(f"MobileNetV3-Small at {config.input_size} px: {parameters:,} trainable parameters", flush=True)

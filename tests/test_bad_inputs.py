@@ -371,18 +371,6 @@ def task_renamed(old, new):
     return damage
 
 
-def width_of_a_word(model):
-    path = os.path.join(model, "model.json")
-    edit_json(path, lambda description: description.update(width="wide"))
-    return path
-
-
-def width_of_the_original(model):
-    path = os.path.join(model, "model.json")
-    edit_json(path, lambda description: description.update(architecture="original", width=1.2))
-    return path
-
-
 def zooms_of_zero(model):
     path = os.path.join(model, "model.json")
     edit_json(path, lambda description: description.update(zooms=[1.0, 0]))
@@ -449,8 +437,8 @@ CASES = [
     pytest.param(2, "above 0", train_with("--learning-rate", "0"), id="train --learning-rate 0"),
     pytest.param(2, "up to (not including) 1", train_with("--dropout", "1"), id="train --dropout 1"),
     pytest.param(2, "at least 1", train_with("--patience", "0"), id="train --patience 0"),
-    pytest.param(2, "the original architecture's channels are fixed", train_with("--width", "1.2"),
-                 id="train --width of the original"),
+    pytest.param(2, "there is no exact-age head to train", train_with("--expected-age-loss", "0.25"),
+                 id="train --expected-age-loss without --exact-age"),
     pytest.param(2, "there is no teacher to share the targets with", train_with("--teacher-share", "0.5"),
                  id="train --teacher-share without a teacher"),
     pytest.param(1, "not a saved model (model.json missing)", train_with_a_missing_teacher, id="train --teacher missing"),
@@ -489,9 +477,6 @@ CASES = [
     pytest.param(1, "damaged model", damaged_model(weights_bit_flipped), id="weights.npz bit flipped"),
     pytest.param(1, "class names are ['a', 'b', 'd']", damaged_model(class_names_of_three), id="model.json 3 names"),
     pytest.param(1, "the age edges [30, 60] give", damaged_model(age_edges_of_two), id="model.json 2 edges"),
-    pytest.param(1, "width 'wide', not a number", damaged_model(width_of_a_word), id="model.json width a word"),
-    pytest.param(1, "width 1.2, but the original architecture's channels are fixed",
-                 damaged_model(width_of_the_original), id="model.json width of the original"),
     pytest.param(1, "zooms [1.0, 0], not a list of numbers from 0.5 to 2.0", damaged_model(zooms_of_zero),
                  id="model.json zoom 0"),
     pytest.param(1, "unknown task 'age' (the tasks are gender, age_group, ", damaged_model(task_renamed("age_group", "age")),

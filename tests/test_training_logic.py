@@ -1,6 +1,5 @@
-"""Training's pure parts on small tensors: soft age targets, read-outs, augmentation, mixup, task balance,
-LRN, the improved network's width, a teacher's share of the targets, AdamW's decay, children's gender
-weight, sharpness-aware steps; the views inference averages."""
+"""Training's pure parts on small tensors: soft age targets, read-outs, augmentation, task balance, LRN,
+a teacher's share of the targets, one gradient step; the views inference averages."""
 import json
 
 import cv2
@@ -8,14 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from agegender import BUNDLED_MODEL, store, train_options
-from agegender.model import (ARCHITECTURES, ModelError, build_model, forward_flops, load_model,
-                             local_response_normalization, save_model, task_classes)
+from agegender import BUNDLED_MODEL, losses, store, train_options
+from agegender.losses import EXACT_AGE_SIGMA, TaskBalance, predicted_values, soft_age_labels
+from agegender.model import ARCHITECTURES, local_response_normalization
 from agegender.predict import ONE_VIEW, Predictor
-from agegender.pipeline import (EDGE_FEATHER, ERASED_AREA, augment_batch, edge_backgrounds_batch, photo_conditions_batch,
-                                random_erasing_batch, split_dataset)
-from agegender.train import (EXACT_AGE_SIGMA, TaskBalance, Trainer, mix_faces, mixup_shares, predicted_values,
-                             soft_age_labels)
+from agegender.pipeline import EDGE_FEATHER, augment_batch, edge_backgrounds_batch, split_dataset
+from agegender.train import Trainer
 from agegender.train_options import TrainConfig
 
 
@@ -23,31 +20,14 @@ def test_the_training_options_offer_every_network_the_model_module_builds():
     assert train_options.ARCHITECTURES == tuple(ARCHITECTURES)  # --arch is declared without TensorFlow
 
 
-def test_a_wider_improved_network_has_more_channels_and_is_saved_with_its_width(tmp_path):
-    class_counts = {"gender": 2, "age_group": 4}
-    metadata = {"classes": {task: task_classes(task, (30, 46, 60)) for task in class_counts}, "age_edges": [30, 46, 60]}
-    standard = build_model("improved", class_counts, input_size=96)
-    wide = build_model("improved", class_counts, input_size=96, width=1.2)
-    # 32, 64, 128, 256 channels times 1.2, each rounded to eights: 40, 80, 152, 304.
-    assert [wide.stem[0].shape[-1], wide.conv[0].shape[-1], wide.blocks[0][0][0].shape[-1],
-            wide.blocks[1][0][0].shape[-1]] == [40, 80, 152, 304]
-    assert wide.heads["gender"][0][0].shape == (304, wide.head_size)  # the heads read the wider features
-    assert 1.3 < forward_flops(wide) / forward_flops(standard) < 1.5  # about the width's square
-    faces = np.random.default_rng(0).integers(0, 256, (3, 128, 128), dtype=np.uint8)
-    expected = wide.probabilities(faces)
-    save_model(wide, tmp_path / "wide", metadata)
-    reloaded, description = load_model(tmp_path / "wide")
-    assert description["width"] == 1.2 and reloaded.width == 1.2
-    for task, values in reloaded.probabilities(faces).items():
-        np.testing.assert_allclose(values.numpy(), expected[task].numpy(), atol=1e-6)
-    # A model.json written before the width existed is of width 1.
-    save_model(standard, tmp_path / "older", metadata)
-    written = json.loads((tmp_path / "older" / "model.json").read_text())
-    del written["width"]
-    (tmp_path / "older" / "model.json").write_text(json.dumps(written))
-    assert load_model(tmp_path / "older")[0].width == 1.0
-    with pytest.raises(ModelError, match="the original architecture's channels are fixed"):
-        build_model("original", class_counts, width=1.2)
+def test_the_rules_between_options_hold_for_the_library_as_for_the_command_line():
+    assert TrainConfig().learning_rate == 0.001 and TrainConfig(optimizer="sgd").learning_rate == 0.01
+    assert TrainConfig(optimizer="sgd", learning_rate=0.1).learning_rate == 0.1
+    assert TrainConfig().teacher_share is None and TrainConfig(teacher="model").teacher_share == 0.5
+    for options, problem in (({"teacher_share": 0.3}, "no teacher"), ({"expected_age_loss": 0.25}, "no exact-age head"),
+                             ({"optimizer": "adamw"}, "unknown optimizer"), ({"schedule": "step"}, "unknown schedule")):
+        with pytest.raises(train_options.TrainError, match=problem):
+            TrainConfig(**options)
 
 
 def test_views_average_the_logits_of_the_faces_zoomed_and_mirrored_as_opencv_makes_them(utk_store):
@@ -122,28 +102,6 @@ def test_augmentation_flips_and_shifts_each_face_by_at_most_8_pixels_reproducibl
     assert 0 < sum(flips) < len(flips)  # some flipped, some not
 
 
-def test_mixup_shares_follow_a_symmetric_beta_of_the_given_alpha_reproducibly():
-    seed = tf.constant([3, 17], tf.int64)
-    shares = mixup_shares(20000, 0.2, seed).numpy()
-    assert np.array_equal(shares, mixup_shares(20000, 0.2, seed).numpy())
-    assert shares.min() >= 0 and shares.max() <= 1
-    assert abs(shares.mean() - 0.5) < 0.01  # Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1))
-    assert abs(shares.var() - 1 / (4 * 1.4)) < 0.01
-    assert ((shares < 0.1) | (shares > 0.9)).mean() > 0.5  # alpha 0.2: mostly one face, a little of the other
-    assert np.abs(mixup_shares(20000, 50.0, seed).numpy() - 0.5).max() < 0.3  # a large alpha: near halves
-
-
-def test_mix_faces_blends_each_face_with_its_partner_in_mirror_order():
-    faces = tf.constant(np.random.default_rng(1).integers(0, 256, (6, 128, 128), dtype=np.uint8))
-    assert np.array_equal(mix_faces(faces, tf.ones(6)).numpy(), faces.numpy())
-    assert np.array_equal(mix_faces(faces, tf.zeros(6)).numpy(), faces.numpy()[::-1])
-    shares = tf.constant([0.25, 0.5, 1.0, 0.0, 0.9, 0.6])
-    mixed = mix_faces(faces, shares).numpy()
-    own, partner = faces.numpy().astype(np.float64), faces.numpy()[::-1].astype(np.float64)
-    expected = shares.numpy()[:, None, None] * own + (1 - shares.numpy()[:, None, None]) * partner
-    assert mixed.dtype == np.uint8 and np.abs(mixed - expected).max() <= 0.5 + 1e-4
-
-
 def test_balance_settles_where_each_task_is_weighted_by_its_inverse_loss():
     balance = TaskBalance(["gender", "age_group"])
     optimizer = tf.keras.optimizers.SGD(0.1)
@@ -173,57 +131,6 @@ def test_fast_local_response_normalization_matches_tensorflows_values_and_gradie
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(tape.gradient(ours_sum, x).numpy(), tape.gradient(theirs_sum, x).numpy(),
                                rtol=1e-4, atol=1e-4)
-
-
-def detail(faces):
-    """Mean absolute difference of horizontally neighbouring pixels over the face's contrast, per face."""
-    faces = faces.astype(np.float32)
-    return np.abs(np.diff(faces, axis=2)).mean(axis=(1, 2, 3)) / faces.std(axis=(1, 2, 3))
-
-
-def test_photo_conditions_shrink_half_the_faces_and_change_every_faces_exposure(utk_store):
-    faces, _ = next(iter(split_dataset(utk_store, "train", 64)))
-    conditioned = photo_conditions_batch(faces, tf.constant([7, 8])).numpy()
-    assert conditioned.shape == faces.shape and conditioned.dtype == np.uint8
-    assert np.array_equal(conditioned, photo_conditions_batch(faces, tf.constant([7, 8])).numpy())
-    gains, exposure_only = [], []
-    for face, result in zip(faces.numpy().astype(np.float32), conditioned.astype(np.float32)):
-        unclipped = (result > 0) & (result < 255)
-        design = np.stack([face[unclipped], np.ones(unclipped.sum())], axis=1)
-        (gain, offset), *_ = np.linalg.lstsq(design, result[unclipped], rcond=None)
-        residual = np.abs(design @ [gain, offset] - result[unclipped]).max()
-        gains.append(gain)
-        exposure_only.append(residual < 1)  # a gain and an offset, rounded: nothing else changed
-    gains, exposure_only = np.array(gains), np.array(exposure_only)
-    assert 0.3 < exposure_only.mean() < 0.7  # about half the faces keep their resolution
-    assert 0.6 - 1e-3 < gains[exposure_only].min() < 0.8 and 1.2 < gains[exposure_only].max() < 1.4 + 1e-3
-    lost = detail(conditioned) / detail(faces.numpy())  # a gain and an offset leave it, clipping aside
-    assert np.all(lost[~exposure_only] < 0.97)  # the shrunk faces lost detail
-    assert lost[~exposure_only].mean() < lost[exposure_only].mean() - 0.05
-
-
-def test_random_erasing_replaces_one_rectangle_of_that_share_of_the_faces_with_noise(utk_store):
-    faces, _ = next(iter(split_dataset(utk_store, "train", 64)))
-    erased = random_erasing_batch(faces, tf.constant([3, 4]), 0.5).numpy()
-    assert erased.shape == faces.shape and erased.dtype == np.uint8
-    assert np.array_equal(erased, random_erasing_batch(faces, tf.constant([3, 4]), 0.5).numpy())
-    assert np.array_equal(random_erasing_batch(faces, tf.constant([3, 4]), 0.0).numpy(), faces.numpy())
-    faces = faces.numpy()
-    changed = np.any(erased != faces, axis=3)
-    chosen = changed.any(axis=(1, 2))
-    assert 0.3 < chosen.mean() < 0.7  # about half the faces
-    for face, box in zip(erased[chosen], changed[chosen]):
-        rows, columns = np.flatnonzero(box.any(axis=1)), np.flatnonzero(box.any(axis=0))
-        bounds = slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1)
-        rectangle = face[bounds]
-        # One rectangle, nearly every pixel of it changed (noise equals the face 1 time in 256) ...
-        assert box[bounds].mean() > 0.95 and box.sum() == box[bounds].sum()
-        assert ERASED_AREA[0] * 0.8 < rectangle.size / face.size < ERASED_AREA[1] * 1.05
-        # ... of noise, uniform over 0..255 and unrelated to the face.
-        assert 100 < rectangle.mean() < 155 and rectangle.std() > 60
-    seed = tf.constant([3, 4], tf.int64)  # augmentation erases last, after the flip and shift
-    assert np.array_equal(augment_batch(faces, seed, random_erasing=0.5).numpy(), random_erasing_batch(
-        augment_batch(faces, seed), tf.random.experimental.stateless_fold_in(seed, 3), 0.5).numpy())
 
 
 def test_edge_backgrounds_feather_half_the_faces_into_another_face_upside_down(utk_store):
@@ -260,80 +167,41 @@ def test_a_teacher_takes_its_share_of_the_targets_of_the_tasks_it_answers(utk_st
     assert set(teacher) == {"gender", "age_group", "exact_age"}  # the bundled model has no race head
     logits = {task: tf.constant(np.random.default_rng(2).normal(size=(16, count)), tf.float32)
               for task, count in trainer.model.class_counts.items()}
-    losses = trainer.face_losses(logits, labels, training=True, teacher=teacher)
+    losses_with = losses.face_losses(logits, labels, config.label_smoothing, 0.0, teacher, config.teacher_share)
     for task in ("gender", "age_group"):
         classes = logits[task].shape[1]
         label_targets = np.eye(classes)[labels[task].numpy()] * 0.9 + 0.1 / classes
         targets = 0.7 * label_targets + 0.3 * teacher[task].numpy()
-        np.testing.assert_allclose(losses[task].numpy(), cross_entropy(targets, logits[task]), rtol=1e-5)
+        np.testing.assert_allclose(losses_with[task].numpy(), cross_entropy(targets, logits[task]), rtol=1e-5)
     targets = 0.7 * soft_age_labels(labels["age"]).numpy() + 0.3 * teacher["exact_age"].numpy()
-    np.testing.assert_allclose(losses["exact_age"].numpy(), cross_entropy(targets, logits["exact_age"]), rtol=1e-5)
+    np.testing.assert_allclose(losses_with["exact_age"].numpy(), cross_entropy(targets, logits["exact_age"]), rtol=1e-5)
     # Race, which the teacher does not answer, is learned from its labels alone.
-    without = trainer.face_losses(logits, labels, training=True)
-    np.testing.assert_allclose(losses["race"].numpy(), without["race"].numpy())
-    assert not np.allclose(losses["gender"].numpy(), without["gender"].numpy())
+    without = losses.face_losses(logits, labels, config.label_smoothing)
+    np.testing.assert_allclose(losses_with["race"].numpy(), without["race"].numpy())
+    assert not np.allclose(losses_with["gender"].numpy(), without["gender"].numpy())
 
 
-def test_adamw_decays_the_kernels_in_place_of_l2_and_leaves_the_rest(utk_store, tmp_path):
-    # A first Adam step moves each weight by about the learning rate whatever its gradient, so a decay of
-    # 100 a step at 1e-3 takes a tenth off every kernel and leaves the biases and batch normalisation's
-    # scales and offsets within a few thousandths of where they were.
-    config = TrainConfig(architecture="improved", optimizer="adamw", learning_rate=1e-3, weight_decay=100.0)
+def test_one_step_moves_the_weights_down_the_gradient_of_the_balanced_losses_plus_l2(utk_store, tmp_path):
+    """SGD's first step (no momentum yet) is the weights minus the rate times the gradient of the batch's
+    mean balanced loss plus the L2 term, worked out here from the losses module; dropout off, so the
+    forward pass is the same. Left without the L2 or the balance, the step would miss by far more."""
+    rate = 0.01
+    config = TrainConfig(optimizer="sgd", learning_rate=rate, dropout=0.0, weight_decay=0.05, batch_size=32)
     trainer = Trainer(utk_store, tmp_path / "run", config)
-    images, labels = next(iter(split_dataset(utk_store, "train", 16)))
-    kernels = {id(kernel) for kernel in trainer.model.kernels}
-    before = {id(variable): variable.numpy() for variable in trainer.variables}
-    trainer.train_step(images, labels)
-    for variable in trainer.variables:
-        old, new = before[id(variable)], variable.numpy()
-        if id(variable) in kernels:
-            np.testing.assert_allclose(np.linalg.norm(new) / np.linalg.norm(old), 0.9, atol=0.005, err_msg=variable.name)
-        else:
-            assert np.abs(new - old).max() < 0.005, variable.name
-
-
-def test_children_s_gender_loss_is_weighted_in_training_only(utk_store, tmp_path):
-    trainer = Trainer(utk_store, tmp_path / "run", TrainConfig(child_gender_weight=3.0))
-    images, labels = next(iter(split_dataset(utk_store, "train", 64)))
-    children = labels["age"].numpy() < 18
-    assert 0 < children.sum() < len(children)  # the batch holds both
-    logits = {task: tf.constant(np.random.default_rng(3).normal(size=(64, count)), tf.float32)
-              for task, count in trainer.model.class_counts.items()}
-    weighted = trainer.face_losses(logits, labels, training=True)
-    plain = Trainer(utk_store, tmp_path / "plain", TrainConfig()).face_losses(logits, labels, training=True)
-    np.testing.assert_allclose(weighted["gender"].numpy(), plain["gender"].numpy() * np.where(children, 3.0, 1.0),
-                               rtol=1e-6)
-    np.testing.assert_allclose(weighted["age_group"].numpy(), plain["age_group"].numpy())
-    # Validation losses stay plain, comparable between runs: without label smoothing, as the plain run's.
-    np.testing.assert_allclose(trainer.face_losses(logits, labels, training=False)["gender"].numpy(),
-                               plain["gender"].numpy())
-
-
-def test_sam_steps_with_the_gradient_taken_rho_up_the_weights_own_gradient(utk_store, tmp_path):
-    """A sharpness-aware step (--sam-rho) moves the weights from where they were by the gradient taken
-    at the weights moved rho along their own normalised gradient; and they are not left moved."""
-    rho, rate = 0.5, 0.01
-    config = TrainConfig(optimizer="sgd", learning_rate=rate, dropout=0.0, sam_rho=rho)
-    trainer = Trainer(utk_store, tmp_path / "run", config)
+    trainer.balance.log_variances["gender"].assign(0.7)  # a balance that weighs the tasks unequally
     images, labels = next(iter(split_dataset(utk_store, "train", 32)))
-    weights, variables = trainer.model.trainable_variables, trainer.variables
+    variables = trainer.variables
     start = [variable.numpy() for variable in variables]
 
-    def gradients():
+    def gradients(balanced=True, l2=0.05):
         with tf.GradientTape() as tape:
-            total, _, _ = trainer.replica_loss(images, labels, None, None)
-        return [gradient.numpy() for gradient in tape.gradient(total, variables)]
-    plain = gradients()
-    length = np.sqrt(sum(np.sum(np.square(gradient)) for gradient in plain[:len(weights)]))
-    for weight, gradient in zip(weights, plain):
-        weight.assign_add(rho * gradient / length)
-    sharp = gradients()
-    for variable, value in zip(variables, start):
-        variable.assign(value)
-
-    trainer.train_step(images, labels)  # SGD's first step: the weights minus the rate times the gradient
-    moved = [variable.numpy() for variable in variables]
-    for new, old, gradient, variable in zip(moved, start, sharp, variables):
-        np.testing.assert_allclose(new, old - rate * gradient, atol=1e-6, err_msg=variable.name)
-    # The two gradients differ enough that a plain step would have failed the check above.
-    assert max(np.abs(a - b).max() for a, b in zip(sharp, plain)) * rate > 1e-4
+            face_losses = losses.face_losses(trainer.model(images, training=False), labels)
+            per_face = trainer.balance(face_losses) if balanced else tf.add_n(list(face_losses.values()))
+            total = tf.reduce_mean(per_face) + l2 * tf.add_n([tf.nn.l2_loss(kernel) for kernel in trainer.model.kernels])
+        return [np.zeros(v.shape) if g is None else g.numpy() for v, g in zip(variables, tape.gradient(total, variables))]
+    expected, unbalanced, without_l2 = gradients(), gradients(balanced=False), gradients(l2=0.0)
+    trainer.train_step(images, labels)
+    for variable, old, gradient in zip(variables, start, expected):
+        np.testing.assert_allclose(variable.numpy(), old - rate * gradient, atol=1e-6, err_msg=variable.name)
+    for other in (unbalanced, without_l2):
+        assert max(np.abs(a - b).max() for a, b in zip(expected, other)) * rate > 1e-4
