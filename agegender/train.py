@@ -26,13 +26,9 @@ from agegender.predict import Predictor
 from agegender.progress import Progress
 from agegender.quiet_tensorflow import tf
 from agegender.report import RunReport, read_history, score_name
-from agegender.train_options import TrainError
+from agegender.train_options import AUXILIARY_TASKS, TrainError
 
 RUNNING_STATISTICS_STEPS = 30  # batches that settle batch normalisation's averages after each epoch
-# Tasks learned only to shape the shared features: no saved model has their heads, and early stopping
-# does not count them. Race is one (--race-head): UTKFace labels it, and a model that shows it is a
-# different product from the one this project offers.
-AUXILIARY_TASKS = ("race",)
 
 
 class Trainer:
@@ -51,24 +47,16 @@ class Trainer:
         self.manifest = store.read_manifest(store_folder)
         self.channels = store.face_channels(self.manifest)  # the store decides: gray or colour faces
         self.age_edges = tuple(self.manifest["age_edges"])
-        self.tasks = (tuple(config.tasks) + (("exact_age",) if config.exact_age else ())
-                      + (("race",) if config.race_head else ()))
-        self.shown_tasks = tuple(task for task in self.tasks if task not in AUXILIARY_TASKS)
+        self.tasks, self.shown_tasks = config.learned_tasks, config.shown_tasks
         self.class_names = {task: task_classes(task, self.age_edges) for task in self.tasks}
-        self.steps_per_epoch = self.manifest["splits"]["train"]["faces"] // self.global_batch
-        if self.steps_per_epoch == 0:
-            raise TrainError(f"{store_folder}: {self.manifest['splits']['train']['faces']} training faces, fewer "
-                             f"than one batch of {self.global_batch}; use a smaller --batch-size")
-        if self.manifest["splits"]["valid"]["faces"] == 0:
-            raise TrainError(f"{store_folder}: the valid split is empty; early stopping needs it")
+        self.steps_per_epoch = steps_per_epoch(self.manifest, store_folder, self.global_batch)
         # Training state a checkpoint carries besides the weights: plain variables, outside the
         # strategy's scope, since every worker counts the same epochs by itself.
         self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
         self.best_score = tf.Variable(-math.inf, dtype=tf.float64, name="best_score")
         self.epochs_without_improvement = tf.Variable(0, dtype=tf.int64, name="epochs_without_improvement")
-        # The epoch's sums per task, (task, "loss"): the loss times the faces, (task, "score"): the faces
-        # right (exact age: the years off). train_step adds to them where it runs and train_epoch reads
-        # them once: a read every step would make the host wait for every step. Not checkpointed.
+        # Per task, the epoch's loss times faces and faces right (exact age: years off), summed where the
+        # steps run and read once an epoch: a read every step would make the host wait for every step.
         self.epoch_sums = {(task, kind): tf.Variable(0.0, dtype=tf.float64, trainable=False)
                            for task in self.tasks for kind in ("loss", "score")}
         with self.strategy.scope():  # variables made here are mirrored on every replica
@@ -87,6 +75,7 @@ class Trainer:
                                           epochs_without_improvement=self.epochs_without_improvement)
         self.history = []
         self.report = RunReport(run_folder, self.tasks, config.max_epochs)
+        self.description = model_description(config, self.manifest, self.shown_tasks, self.class_names, self.channels)
 
     # -- the step ------------------------------------------------------------------------------------
 
@@ -185,22 +174,6 @@ class Trainer:
                    for task in self.tasks}
         return metrics, faces / seconds
 
-    def validate(self):
-        """Per task on the valid split: the mean loss, and the accuracy (exact age: MAE and CS(5))."""
-        parts = [self.eval_step(images, labels) + (labels,)
-                 for images, labels in pipeline.split_dataset(self.store_folder, "valid", 256)]
-        metrics = {}
-        for task in self.tasks:
-            loss = float(np.mean(np.concatenate([face_losses[task].numpy() for face_losses, _, _ in parts])))
-            predicted = np.concatenate([predictions[task].numpy() for _, predictions, _ in parts])
-            truth = np.concatenate([labels[TASK_LABEL[task]].numpy() for _, _, labels in parts])
-            if task == "exact_age":
-                figures = evaluate.age_estimation_metrics(truth, predicted, self.age_edges)
-                metrics[task] = {"loss": loss, "mae": figures["mae"], "cs5": figures["cs5"]}
-            else:
-                metrics[task] = {"loss": loss, "accuracy": float(np.mean(truth == predicted))}
-        return metrics
-
     def fit(self, quiet=False, after_each_step=lambda: None):
         """Train until early stopping or max_epochs; then test the best epoch's model. Returns metrics.
         after_each_step() is called after each training step: the command line's stops on a Ctrl-C."""
@@ -212,7 +185,7 @@ class Trainer:
             started = time.perf_counter()
             train_metrics, images_per_second = self.train_epoch(epoch, quiet, after_each_step)
             self.refresh_running_statistics(epoch)
-            valid_metrics = self.validate()
+            valid_metrics = validate(self.eval_step, self.store_folder, self.tasks, self.age_edges)
             # The share of valid faces each task gets right (exact age: within 5 years), averaged.
             score = float(np.mean([valid_metrics[task].get("accuracy", valid_metrics[task].get("cs5"))
                                    for task in self.shown_tasks]))
@@ -220,7 +193,8 @@ class Trainer:
             if improved:
                 self.best_score.assign(score)
                 self.epochs_without_improvement.assign(0)
-                save_model(self.shown_model(), os.path.join(self.run_folder, "model"), self.model_metadata(epoch))
+                shown = without_heads(self.model, AUXILIARY_TASKS) if self.shown_tasks != self.tasks else self.model
+                save_model(shown, os.path.join(self.run_folder, "model"), {**self.description, "epoch": epoch})
             else:
                 self.epochs_without_improvement.assign_add(1)
             entry = {"epoch": epoch, "train": train_metrics, "valid": valid_metrics, "valid_score": score,
@@ -234,17 +208,6 @@ class Trainer:
             if self.chief:
                 print(self.report.epoch_line(entry, improved), flush=True)
         return self.finish()
-
-    def shown_model(self):
-        """The model as saved: without the heads of auxiliary tasks."""
-        return without_heads(self.model, AUXILIARY_TASKS) if self.shown_tasks != self.tasks else self.model
-
-    def model_metadata(self, epoch):
-        return {"tasks": list(self.shown_tasks), "classes": {task: self.class_names[task] for task in self.shown_tasks},
-                "age_edges": list(self.age_edges), "gender_coding": "0 = male, 1 = female",
-                "preprocessing": f"{COLOURS[self.channels]} 128x128 uint8 face, framed as a UTKFace chip "
-                                 "(faces.chip_box), standardised per image inside the model",
-                "epoch": epoch, "trained_on": data_description(self.manifest), "train_config": asdict(self.config)}
 
     def finish(self):
         """The best epoch's model calibrated on the valid split and measured on the test split, as
@@ -268,6 +231,22 @@ class Trainer:
         return True
 
 
+def validate(eval_step, store_folder, tasks, age_edges):
+    """Per task on the valid split: the mean loss, and the accuracy (exact age: MAE and CS(5))."""
+    parts = [eval_step(images, labels) + (labels,) for images, labels in pipeline.split_dataset(store_folder, "valid", 256)]
+    metrics = {}
+    for task in tasks:
+        loss = float(np.mean(np.concatenate([face_losses[task].numpy() for face_losses, _, _ in parts])))
+        predicted = np.concatenate([predictions[task].numpy() for _, predictions, _ in parts])
+        truth = np.concatenate([labels[TASK_LABEL[task]].numpy() for _, _, labels in parts])
+        if task == "exact_age":
+            figures = evaluate.age_estimation_metrics(truth, predicted, age_edges)
+            metrics[task] = {"loss": loss, "mae": figures["mae"], "cs5": figures["cs5"]}
+        else:
+            metrics[task] = {"loss": loss, "accuracy": float(np.mean(truth == predicted))}
+    return metrics
+
+
 def make_optimizer(config, steps_per_epoch):
     """Adam or SGD with momentum, on the learning-rate schedule config names."""
     if config.schedule == "cosine":
@@ -280,6 +259,26 @@ def make_optimizer(config, steps_per_epoch):
     if config.optimizer == "sgd":
         return tf.keras.optimizers.SGD(schedule, momentum=config.momentum)
     return tf.keras.optimizers.Adam(schedule)
+
+
+def steps_per_epoch(manifest, store_folder, global_batch):
+    """Full steps an epoch of the store's train split makes; TrainError if the store cannot train a run."""
+    faces = manifest["splits"]["train"]["faces"]
+    if faces < global_batch:
+        raise TrainError(f"{store_folder}: {faces} training faces, fewer than one batch of {global_batch}; "
+                         "use a smaller --batch-size")
+    if manifest["splits"]["valid"]["faces"] == 0:
+        raise TrainError(f"{store_folder}: the valid split is empty; early stopping needs it")
+    return faces // global_batch
+
+
+def model_description(config, manifest, tasks, class_names, channels):
+    """What a saved model's model.json says of it beside its network (model.save_model's part)."""
+    return {"tasks": list(tasks), "classes": {task: class_names[task] for task in tasks},
+            "age_edges": manifest["age_edges"], "gender_coding": "0 = male, 1 = female",
+            "preprocessing": f"{COLOURS[channels]} 128x128 uint8 face, framed as a UTKFace chip "
+                             "(faces.chip_box), standardised per image inside the model",
+            "trained_on": data_description(manifest), "train_config": asdict(config)}
 
 
 def data_description(manifest):

@@ -11,6 +11,10 @@ ARCHITECTURES = ("original", "improved")
 DEFAULT_LEARNING_RATES = {"adam": 0.001, "sgd": 0.01}  # a config without a learning rate takes its optimizer's
 DEFAULT_TEACHER_SHARE = 0.5
 SCHEDULES = ("exponential", "cosine")
+# Tasks learned only to shape the shared features: no saved model has their heads, and early stopping
+# does not count them. Race is one (--race-head): UTKFace labels it, and a model that shows it is a
+# different product from the one this project offers.
+AUXILIARY_TASKS = ("race",)
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")  # distribute.make_strategy's
 
 
@@ -100,3 +104,13 @@ class TrainConfig:
             self.teacher_share = DEFAULT_TEACHER_SHARE
         if self.expected_age_loss and not self.exact_age:
             raise TrainError("--expected-age-loss: there is no exact-age head to train; add --exact-age")
+
+    @property
+    def learned_tasks(self):
+        """The tasks the network has heads for: the script's, then exact age and race where asked."""
+        return tuple(self.tasks) + (("exact_age",) if self.exact_age else ()) + (("race",) if self.race_head else ())
+
+    @property
+    def shown_tasks(self):
+        """The learned tasks a saved model answers: all but the auxiliary ones."""
+        return tuple(task for task in self.learned_tasks if task not in AUXILIARY_TASKS)
