@@ -36,7 +36,7 @@ def three_steps(batch_size, strategy=None):
 one, one_start, one_end = three_steps(64)
 two, two_start, two_end = three_steps(32, make_strategy("mirrored"))
 largest = lambda a, b: max(float(np.abs(a[name] - b[name]).max()) for name in a)
-print(json.dumps({{"replicas": two.replicas, "global_batch": two.global_batch,
+print(json.dumps({{"replicas": two.strategy.num_replicas_in_sync, "global_batch": two.global_batch,
                   "start_difference": largest(one_start, two_start), "change": largest(one_end, one_start),
                   "end_difference": largest(one_end, two_end),
                   "balance": [one.balance.values(), two.balance.values()]}}))
