@@ -17,7 +17,7 @@ import zlib
 
 import numpy as np
 
-from agegender import BUNDLED_MODELS, atomic, cli, labels, store
+from agegender import atomic, cli, labels, store
 from agegender.errors import AgeGenderError
 from agegender.faces import COLOURS, FACE_SIZE, face_shape
 from agegender.quiet_tensorflow import tf
@@ -359,9 +359,6 @@ def load_model(folder):
     """(the network, OriginalCNN or ImprovedCNN, with the saved weights; its model.json as a dict) from a
     folder save_model wrote."""
     json_path = os.path.join(folder, MODEL_JSON)
-    if os.path.dirname(folder) == BUNDLED_MODELS and not os.path.isdir(BUNDLED_MODELS):
-        raise ModelError(f"{folder}: missing: the bundled models stay in the repository's models/, which pip "
-                         "install . leaves out; install a clone with pip install -e ., or give a model folder (--model)")
     try:
         with open(json_path, encoding="utf-8") as file:
             description = json.load(file)
