@@ -71,7 +71,7 @@ def label_images():
                 x, y, w, h = result.box
                 print(f"  face {number}: box x={x} y={y} w={w} h={h}" + (f"  {result.caption()}" if result.labels else ""))
     if arguments.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=2, allow_nan=False))  # strict JSON: model.json's checks keep answers finite
     sys.exit(1 if failures else 0)
 
 

@@ -389,6 +389,46 @@ def zooms_of_zero(model):
     return path
 
 
+def model_json(change):
+    """A damage: model.json edited by `change(description)`."""
+    def damage(model):
+        path = os.path.join(model, "model.json")
+        edit_json(path, change)
+        return path
+    return damage
+
+
+def gender_temperature(value):
+    return model_json(lambda description: description["temperatures"].update(gender=value))
+
+
+def input_size_of(value, trained_at=None):
+    """input_size changed, and the size the network was trained at (its train_config's) with it where given."""
+    def change(description):
+        description["input_size"] = value
+        if trained_at is None:
+            del description["train_config"]["input_size"]
+    return model_json(change)
+
+
+def weights_with_a_nan(model):
+    path = os.path.join(model, "weights.npz")
+    with np.load(path) as archive:
+        weights = dict(archive)
+    weights["fc/kernel"][0, 0] = np.nan
+    np.savez_compressed(path, **weights)
+    return path
+
+
+def calibrate_without_a_model(here, assets):
+    return ["joint/test_model.py", "--data", assets.store, "--calibrate"], "--calibrate"
+
+
+def calibrate_on_a_small_valid_split(here, assets):
+    model = copy_model(here / "model")  # unchanged after: nothing written
+    return ["joint/test_model.py", "--data", assets.store, "--model", model, "--calibrate"], assets.store
+
+
 def age_edges_of_two(model):
     path = os.path.join(model, "model.json")
     edit_json(path, lambda description: description.update(age_edges=[30, 60]))
@@ -496,6 +536,36 @@ CASES = [
                  id="model.json zoom 0"),
     pytest.param(1, "unknown task 'age' (the tasks are gender, age_group, ", damaged_model(task_renamed("age_group", "age")),
                  id="model.json of an older version"),
+    pytest.param(1, "temperatures['gender'] -0.7, not a finite number above 0", damaged_model(gender_temperature(-0.7)),
+                 id="model.json temperature negative"),
+    pytest.param(1, "temperatures['gender'] 0, not a finite number above 0", damaged_model(gender_temperature(0)),
+                 id="model.json temperature 0"),
+    pytest.param(1, "temperatures['gender'] '0.7', not a finite number", damaged_model(gender_temperature("0.7")),
+                 id="model.json temperature a string"),
+    pytest.param(1, "temperatures['gender'] [0.7], not a finite number", damaged_model(gender_temperature([0.7])),
+                 id="model.json temperature a list"),
+    pytest.param(1, "temperatures['gender'] -0.7, not a finite number above 0",
+                 damaged_model(gender_temperature(-0.7), "detect.py"), id="detect model.json temperature negative"),
+    pytest.param(1, "classes [['male', 'female'], ['0-29', '30-45', '46-59', '60+']], not a mapping of task",
+                 damaged_model(model_json(lambda description: description.update(
+                     classes=list(description["classes"].values())))), id="model.json classes a list"),
+    pytest.param(1, "input_size '128', not a whole number of pixels from 16 to 512",
+                 damaged_model(input_size_of("128", 128)), id="model.json input_size a string"),
+    pytest.param(1, "input_size 0, not a whole number of pixels", damaged_model(input_size_of(0, 128)),
+                 id="model.json input_size 0"),
+    pytest.param(1, "input_size 64, but the network was trained at 128 (its train_config)",
+                 damaged_model(input_size_of(64, 128)), id="model.json input_size other than trained"),
+    pytest.param(1, "input_size 64, but the weights' FC layer takes 8x8 feature maps (an input_size from 113 to 128)",
+                 damaged_model(input_size_of(64)), id="model.json input_size other than the weights'"),
+    pytest.param(1, "channels 3, but the weights' first layer takes faces of 1",
+                 damaged_model(model_json(lambda description: description.update(channels=3))),
+                 id="model.json channels other than the weights'"),
+    pytest.param(1, "fc/kernel holds values that are not numbers", damaged_model(weights_with_a_nan),
+                 id="weights.npz with a NaN"),
+    pytest.param(2, "name the model folder to change with --model", calibrate_without_a_model,
+                 id="calibrate without --model (the bundled one is not rewritten)"),
+    pytest.param(1, "fewer than the 10 of each class a temperature fit needs", calibrate_on_a_small_valid_split,
+                 id="calibrate on a valid split too small"),
     pytest.param(1, "damaged model", damaged_model(weights_cut_short, "detect.py"), id="detect damaged model"),
     pytest.param(1, "damaged model", damaged_model(weights_bit_flipped, "joint/export.py"), id="export damaged model"),
     pytest.param(2, "is a file", detect_into_a_file, id="detect --out onto a file"),
