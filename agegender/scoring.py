@@ -24,6 +24,9 @@ def labelled_batches(data, split, predictor):
             yield faces[start:start + BATCH_SIZE], {name: face_labels[name][start:start + BATCH_SIZE] for name in LABELS}
         return
     check_store_channels(predictor.channels, data, predictor.model_folder)
+    if store.read_manifest(data)["splits"][split]["faces"] == 0:
+        raise store.StoreError(f"{data}: its {split} split holds no faces (see its manifest); choose another "
+                               "--split, or wash the store again with a --split that gives it a share")
     for images, batch_labels in pipeline.split_dataset(data, split, BATCH_SIZE):
         yield images.numpy(), {name: batch_labels[name].numpy() for name in LABELS}
 

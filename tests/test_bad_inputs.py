@@ -263,6 +263,45 @@ def resume_on_a_store_washed_again(*options):
     return case
 
 
+def resume_an_older_run_on_a_store_washed_again_with_other_age_groups(here, assets):
+    """A run of one epoch started before stores had an identity (its config.json has none), then its store
+    washed again with three age groups: the checkpoint's age-group head has four outputs."""
+    copy_store(assets, here / "store")
+    run_script("joint/jointly.py", "--data", here / "store", "--run", here / "run", "--epochs", "1",
+               "--batch-size", "64", "--quiet")
+    edit_json(here / "run" / "config.json", lambda config: config.pop("data_identity"))
+    run_script("others/wash_data.py", "--dataset", "utkface", "--src", assets.raw, "--out", here / "store", "--force",
+               "--quiet", "--age-groups", "30,60")
+    return ["joint/jointly.py", "--data", here / "store", "--run", here / "run", "--resume", "--epochs", "2"], \
+        here / "store"
+
+
+def store_without_test_faces(here, assets):
+    """300 faces washed with half a percent for the test split: none of them falls in it."""
+    run_script("others/wash_data.py", "--dataset", "utkface", "--src", assets.raw, "--out", here / "store",
+               "--split", "90,9.5,0.5", "--quiet")
+    with open(here / "store" / "manifest.json", encoding="utf-8") as file:
+        assert json.load(file)["splits"]["test"]["faces"] == 0
+    return here / "store"
+
+
+def train_on_a_store_without_test_faces(here, assets):
+    return ["joint/jointly.py", "--data", store_without_test_faces(here, assets), "--run", here / "run"], here / "store"
+
+
+def evaluate_on_a_store_without_test_faces(here, assets):
+    return ["joint/test_model.py", "--data", store_without_test_faces(here, assets), "--out", here / "png"], \
+        here / "store"
+
+
+def wash_csv_race_out_of_the_coding(here, assets):
+    """A real face whose CSV row gives race 40000 (UTKFace's races are 0..4): more than the store's int16 holds."""
+    name = sorted(os.listdir(assets.raw))[0]
+    (here / "faces.csv").write_text(f"path,age,gender,race\n{assets.raw / name},30,f,40000\n", encoding="utf-8")
+    return ["others/wash_data.py", "--dataset", "csv", "--src", here / "faces.csv", "--out", here / "store"], \
+        here / "store.dropped.csv"
+
+
 def resume_with_other_options(here, assets):
     shutil.copytree(assets.run, here / "run")
     return ["joint/jointly.py", "--data", assets.store, "--run", here / "run", "--resume", "--arch", "improved",
@@ -480,6 +519,8 @@ CASES = [
     pytest.param(1, "not UTF-8", wash_csv("path,age,gender\nMüller.jpg,30,f\n", "latin-1"), id="wash Latin-1 CSV"),
     pytest.param(1, "no usable face left after cleaning (unparsable_label 1)", wash_csv("path,age,gender\nface.jpg,inf,f\n", "utf-8", "store.dropped.csv"),
                  id="wash CSV age inf"),
+    pytest.param(1, "no usable face left after cleaning (race_out_of_range 1)", wash_csv_race_out_of_the_coding,
+                 id="wash CSV race 40000"),
     pytest.param(1, "not an IMDB-WIKI 'wiki' metadata file", wash_zero_byte_mat, id="wash zero-byte .mat"),
     pytest.param(1, "no usable face left after cleaning (empty_file 1, unreadable 1)", wash_folder_without_a_face,
                  id="wash no face left keeps the drop report"),
@@ -509,6 +550,12 @@ CASES = [
     pytest.param(1, "not the store the run", resume_on_a_store_washed_again(), id="resume on a store washed again"),
     pytest.param(1, "not the store the run", resume_on_a_store_washed_again("--age-groups", "30,60"),
                  id="resume on a store washed again with other age groups"),
+    pytest.param(1, "its age groups end at [30, 60], but the run",
+                 resume_an_older_run_on_a_store_washed_again_with_other_age_groups,
+                 id="resume an older run on a store washed again with other age groups"),
+    pytest.param(1, "the test split is empty", train_on_a_store_without_test_faces, id="train without test faces"),
+    pytest.param(1, "its test split holds no faces", evaluate_on_a_store_without_test_faces,
+                 id="evaluate without test faces"),
     pytest.param(1, "--arch improved (the run's: original)", resume_with_other_options, id="resume other options"),
     pytest.param(1, "the run's:", resume_on_another_store, id="resume on another store"),
     pytest.param(1, "trains gender, age_group; resume it with joint/jointly.py", resume_with_another_script,
