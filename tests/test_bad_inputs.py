@@ -484,6 +484,23 @@ def detect_not_an_image(here, assets):
     return ["detect.py", here / "photo.jpg", "--out", here / "out"], here / "photo.jpg"
 
 
+def detect_a_jpeg_cut_short(here, assets):
+    """The sample portrait's first 40%: OpenCV's imread decodes the rows that are there over grey."""
+    from agegender.detect_cli import sample_portrait
+    with open(sample_portrait(), "rb") as file:
+        data = file.read()
+    (here / "photo.jpg").write_bytes(data[:len(data) * 2 // 5])
+    return ["detect.py", here / "photo.jpg", "--out", here / "out"], here / "photo.jpg"
+
+
+def wash_a_chip_cut_short(here, assets):
+    (here / "raw").mkdir()
+    name = sorted(os.listdir(assets.raw))[0]
+    (here / "raw" / name).write_bytes((assets.raw / name).read_bytes()[:3000])
+    return ["others/wash_data.py", "--dataset", "utkface", "--src", here / "raw", "--out", here / "store",
+            "--quiet"], here / "store.dropped.csv"
+
+
 def video_with(*options, named):
     def case(here, assets):
         (here / "folder").mkdir()
@@ -617,6 +634,10 @@ CASES = [
     pytest.param(1, "damaged model", damaged_model(weights_bit_flipped, "joint/export.py"), id="export damaged model"),
     pytest.param(2, "is a file", detect_into_a_file, id="detect --out onto a file"),
     pytest.param(1, "not an image OpenCV can read", detect_not_an_image, id="detect not an image"),
+    pytest.param(1, "not an image OpenCV can read (corrupt, cut short", detect_a_jpeg_cut_short,
+                 id="detect a JPEG cut short"),
+    pytest.param(1, "no usable face left after cleaning (unreadable 1)", wash_a_chip_cut_short,
+                 id="wash a JPEG chip cut short"),
     pytest.param(2, "at least 1", video_with("--max-frames", "-1", named=lambda here: "--max-frames"),
                  id="video --max-frames -1"),
     pytest.param(2, "is a folder", video_with("--out", "folder", named=lambda here: "folder"),
@@ -849,6 +870,19 @@ def test_two_images_of_one_name_get_two_annotated_copies(tmp_path):
     assert sorted(os.listdir(tmp_path / "out")) == ["photo-2_faces.jpg", "photo_faces.jpg"]
     assert f"-> {tmp_path / 'out' / 'photo-2_faces.jpg'} (renamed: photo_faces.jpg is an earlier image's)" \
         in result.stdout
+
+
+def test_a_folder_scan_says_what_it_passed_over(tmp_path):
+    from agegender.detect_cli import sample_portrait
+    (tmp_path / "photos").mkdir()
+    shutil.copyfile(sample_portrait(), tmp_path / "photos" / "portrait.jpg")
+    (tmp_path / "photos" / "notes.txt").write_text("who is who")
+    (tmp_path / "photos" / "older").mkdir()
+    result = run_script("detect.py", tmp_path / "photos", "--out", tmp_path / "out", "--no-model")
+    assert result.stderr.splitlines() == [
+        f"note: {tmp_path / 'photos'}: passed over 2 of its 3 entries: folders and files not named as images "
+        "(.jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp)"]
+    assert "portrait.jpg: 1 face(s)" in result.stdout
 
 
 # A Ctrl-C that arrives while the training script imports TensorFlow.
