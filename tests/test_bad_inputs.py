@@ -547,6 +547,8 @@ CASES = [
     pytest.param(2, "above 0", train_with("--learning-rate", "0"), id="train --learning-rate 0"),
     pytest.param(2, "up to (not including) 1", train_with("--dropout", "1"), id="train --dropout 1"),
     pytest.param(2, "at least 1", train_with("--patience", "0"), id="train --patience 0"),
+    pytest.param(2, "8 is out of range: it must be from 16 to 512", train_with("--input-size", "8"),
+                 id="train --input-size 8 (a model.json would refuse it)"),
     pytest.param(2, "the original architecture's channels are fixed", train_with("--width", "1.2"),
                  id="train --width of the original"),
     pytest.param(2, "there is no teacher to share the targets with", train_with("--teacher-share", "0.5"),
