@@ -85,7 +85,7 @@ class TrainConfig:
         "with --arch improved: its channels (32, 64, 128, 256) times this, rounded to eights; its FLOPs grow "
         "about as the square", type=cli.positive_float))
     input_size: int = field(default=128, metadata=cli.option(
-        "side in pixels the network sees the 128x128 faces at; fewer FLOPs below 128", type=cli.positive_int))
+        "side in pixels the network sees the 128x128 faces at; fewer FLOPs below 128", type=cli.input_size))
     # Exact age: weight of the mean absolute error of the expected age (years), beside the
     # distribution's cross-entropy (DLDL-v2, Gao et al. 2018): it trains the read-out itself.
     expected_age_loss: float = field(default=0.0, metadata=cli.option(

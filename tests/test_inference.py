@@ -170,6 +170,24 @@ def test_calibration_fits_the_temperatures_and_a_calibrated_model_stays_as_it_is
     assert (copy / "model.json").read_bytes() == plain
 
 
+def test_calibration_says_when_a_fit_stops_at_an_end_of_its_range(utk_store, tmp_path):
+    """A gender temperature far too high (500): the factor the fit needs (about 0.0015) lies beyond its
+    range, so the fit stops at its lower end (0.05) and says so; the age groups' fit does not."""
+    copy = shutil.copytree(BUNDLED_MODEL, tmp_path / "model")
+    description = json.loads((copy / "model.json").read_text())
+    description["temperatures"]["gender"] = 500.0
+    (copy / "model.json").write_text(json.dumps(description))
+    result = run_script("joint/test_model.py", "--model", copy, "--data", utk_store, "--calibrate",
+                        "--out", tmp_path / "png")
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == [f"warning: {copy}: the gender temperature's fit stopped at an end of its search range (a "
+                        "factor of 0.05 to 20.1 on the temperature before), so it is not the best fit: calibrate "
+                        "again if the old one was far off; on faces the head gets all right, only a larger store "
+                        "helps"], result.stderr
+    fitted = json.loads((copy / "model.json").read_text())["temperatures"]
+    assert fitted["gender"] == pytest.approx(500.0 * np.exp(-3), rel=1e-3)
+
+
 @pytest.fixture(scope="module")
 def face_video(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("video") / "faces.mp4")
