@@ -49,6 +49,11 @@ fraction = _checked(float, "from 0 up to (not including) 1", lambda value: 0 <= 
 decay_factor = _checked(float, "above 0 and at most 1", lambda value: 0 < value <= 1)
 ZOOMS = (0.5, 2.0)  # a view's zoom (model.zoomed): 2 keeps the centre half of the face; model.json is checked too
 zoom = _checked(float, f"from {ZOOMS[0]} to {ZOOMS[1]}", lambda value: ZOOMS[0] <= value <= ZOOMS[1])
+# A network's input side (model.preprocess): at 16 the original's last feature map is 1 pixel; at 512 the
+# faces are 4x enlarged. model.json is checked too.
+INPUT_SIZES = (16, 512)
+input_size = _checked(int, f"from {INPUT_SIZES[0]} to {INPUT_SIZES[1]}",
+                      lambda value: INPUT_SIZES[0] <= value <= INPUT_SIZES[1])
 
 
 def age_groups(text):

@@ -23,13 +23,19 @@ def sample_portrait():
 
 
 def image_paths(arguments):
+    """The image files named, and those in the folders named (by their extension; a note on stderr says
+    how many other entries of a folder were passed over)."""
     paths = []
     for item in arguments or [sample_portrait()]:
         if os.path.isdir(item):
-            found = sorted(os.path.join(item, name) for name in os.listdir(item)
-                           if name.lower().endswith(IMAGE_EXTENSIONS))
+            names = sorted(name for name in os.listdir(item) if not name.startswith("."))
+            found = [os.path.join(item, name) for name in names if name.lower().endswith(IMAGE_EXTENSIONS)
+                     and os.path.isfile(os.path.join(item, name))]
             if not found:
                 raise ImageError(f"{item}: no images in this folder")
+            if len(found) < len(names):
+                print(f"note: {item}: passed over {len(names) - len(found)} of its {len(names)} entries: folders "
+                      f"and files not named as images ({', '.join(IMAGE_EXTENSIONS)})", file=sys.stderr)
             paths.extend(found)
         else:
             paths.append(item)
@@ -71,7 +77,7 @@ def label_images():
                 x, y, w, h = result.box
                 print(f"  face {number}: box x={x} y={y} w={w} h={h}" + (f"  {result.caption()}" if result.labels else ""))
     if arguments.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=2, allow_nan=False))  # strict JSON: model.json's checks keep answers finite
     sys.exit(1 if failures else 0)
 
 

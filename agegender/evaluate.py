@@ -61,6 +61,7 @@ def expected_calibration_error(probabilities, truth, bins=15):
 
 
 TEMPERATURE_PRECISION = 1e-5  # of the fitted log(T): a factor of T within 1e-5 of 1 is no change at all
+LOG_TEMPERATURE_RANGE = (-3.0, 3.0)  # where the fit searches log(T): T from 0.05 to 20
 
 
 def fit_temperature(logits, truth):
@@ -71,8 +72,15 @@ def fit_temperature(logits, truth):
     def negative_log_likelihood(log_temperature):
         return -log_softmax(logits / np.exp(log_temperature), axis=1)[np.arange(len(truth)), truth].mean()
 
-    return float(np.exp(minimize_scalar(negative_log_likelihood, bounds=(-3, 3), method="bounded",
+    return float(np.exp(minimize_scalar(negative_log_likelihood, bounds=LOG_TEMPERATURE_RANGE, method="bounded",
                                      options={"xatol": TEMPERATURE_PRECISION}).x))
+
+
+def at_range_end(temperature):
+    """Whether a fitted T stopped at an end of the search range: the likelihood still rose beyond it (on
+    faces that are all right, it does as T falls to 0), so T says how few the faces were, not how sure
+    the head should be."""
+    return min(abs(np.log(temperature) - end) for end in LOG_TEMPERATURE_RANGE) < 1e-3
 
 
 def calibrated(logits, temperature):

@@ -28,7 +28,7 @@ def print_figures(figures):
 
 def test_model():
     parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=BUNDLED_MODEL, help="model folder (default: the bundled model)")
+    parser.add_argument("--model", help="model folder (default: the bundled model; --calibrate needs one named)")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--data", help="a store written by others/wash_data.py, or a raw UTKFace folder")
     what.add_argument("--image", help="an image whose faces to classify")
@@ -37,7 +37,7 @@ def test_model():
                         help="folder for confusion matrices / annotated image")
     parser.add_argument("--json", type=cli.output_file, help="write every figure to this JSON file")
     parser.add_argument("--calibrate", action="store_true",
-                        help="first fit the model's temperatures on the valid split of --data (a store) and "
+                        help="first fit the temperatures of --model on the valid split of --data (a store) and "
                              "write them into its model.json, so its probabilities mean what they say")
     parser.add_argument("--flip-average", action="store_true",
                         help="with --calibrate: the model averages each face with its mirror image from now on "
@@ -50,12 +50,18 @@ def test_model():
     if (arguments.flip_average or arguments.zooms) and not arguments.calibrate:
         parser.error("--flip-average and --zooms go with --calibrate: they set the views of each face the model "
                      "averages from then on, with temperatures fitted for them")
+    if arguments.calibrate:
+        # It rewrites the model's model.json: never the bundled model's unless the user names it.
+        if not arguments.model:
+            parser.error("--calibrate writes the fitted temperatures into the model's model.json: name the model "
+                         "folder to change with --model (a copy of the bundled one, say)")
+        if not arguments.data or not os.path.isfile(os.path.join(arguments.data, store.MANIFEST)):
+            parser.error("--calibrate needs --data naming a store (its valid split)")
+    arguments.model = arguments.model or BUNDLED_MODEL
     # Imported once the options are known to be good: TensorFlow's import alone takes seconds.
     from agegender.predict import Predictor, label_image_file
     from agegender.scoring import calibrate, evaluate_model, labelled_batches
     if arguments.calibrate:
-        if not arguments.data or not os.path.isfile(os.path.join(arguments.data, store.MANIFEST)):
-            parser.error("--calibrate needs --data naming a store (its valid split)")
         temperatures = calibrate(arguments.model, arguments.data, arguments.flip_average, arguments.zooms or [1.0])
         print("temperatures fitted on the valid split: " + ", ".join(
             f"{task} {value:.3f}" for task, value in temperatures.items() if task != "exact_age"))

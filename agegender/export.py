@@ -30,7 +30,7 @@ import numpy as np
 from agegender import atomic, store
 from agegender.errors import AgeGenderError, tensorflow_message
 from agegender.model import MODEL_JSON, WEIGHTS, check_store_channels
-from agegender.quiet_tensorflow import tf
+from agegender.quiet_tensorflow import dropping_lines, tf
 
 SIGNATURE = "serving_default"
 INPUT = "faces"
@@ -155,6 +155,11 @@ def tflite_runner(path=None, content=None, kernels="xnnpack"):
         warnings.simplefilter("ignore")  # tf.lite.Interpreter is deprecated in favour of ai-edge-litert
         interpreter = tf.lite.Interpreter(model_path=path, model_content=content, num_threads=os.cpu_count(),
                                           experimental_op_resolver_type=KERNEL_PATHS[kernels])
+    # TFLite applies its default delegate when it first allocates and says so on stderr, at a level no
+    # setting of TFLite's lowers: a line the user did not ask for (TF_CPP_MIN_LOG_LEVEL=0 shows it).
+    shown = os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0"
+    with dropping_lines([] if shown else ["Created TensorFlow Lite XNNPACK delegate"]):
+        interpreter.allocate_tensors()
     runner = interpreter.get_signature_runner(SIGNATURE)
     return lambda faces: runner(**{INPUT: faces})
 

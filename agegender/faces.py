@@ -38,9 +38,13 @@ def read_image(path):
     """A BGR image from a file, or ImageError naming the file and what is wrong."""
     if not os.path.isfile(path):
         raise ImageError(f"{path}: no such file")
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    with open(path, "rb") as file:
+        data = np.frombuffer(file.read(), np.uint8)
+    # imdecode, as the wash reads faces: imread decodes a JPEG cut short into its top rows over grey, with
+    # only a warning on stderr, where imdecode refuses it.
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
-        raise ImageError(f"{path}: not an image OpenCV can read (corrupt or unsupported format)")
+        raise ImageError(f"{path}: not an image OpenCV can read (corrupt, cut short, or an unsupported format)")
     return image
 
 

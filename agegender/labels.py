@@ -38,9 +38,16 @@ def parse_age_edges(text):
         edges = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise ValueError(f"{text!r}: {usage}") from None
-    if not edges or list(edges) != sorted(set(edges)) or edges[0] <= 0 or edges[-1] > MAX_AGE:
+    if not are_age_edges(edges):
         raise ValueError(f"age edges must be strictly ascending within 1..{MAX_AGE}; got {text!r}")
     return edges
+
+
+def are_age_edges(edges):
+    """Whether `edges` (a list or tuple) are age groups' lower edges: whole years, strictly ascending,
+    within 1..MAX_AGE."""
+    return (bool(edges) and all(isinstance(edge, int) and not isinstance(edge, bool) for edge in edges)
+            and list(edges) == sorted(set(edges)) and edges[0] > 0 and edges[-1] <= MAX_AGE)
 
 
 def age_group(age, edges=DEFAULT_AGE_EDGES):

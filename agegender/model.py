@@ -17,7 +17,7 @@ import zlib
 
 import numpy as np
 
-from agegender import BUNDLED_MODELS, atomic, cli, labels, store
+from agegender import atomic, cli, labels, store
 from agegender.errors import AgeGenderError
 from agegender.faces import COLOURS, FACE_SIZE, face_shape
 from agegender.quiet_tensorflow import tf
@@ -360,9 +360,6 @@ def load_model(folder):
     """(the network, OriginalCNN or ImprovedCNN, with the saved weights; its model.json as a dict) from a
     folder save_model wrote."""
     json_path = os.path.join(folder, MODEL_JSON)
-    if os.path.dirname(folder) == BUNDLED_MODELS and not os.path.isdir(BUNDLED_MODELS):
-        raise ModelError(f"{folder}: missing: the bundled models stay in the repository's models/, which pip "
-                         "install . leaves out; install a clone with pip install -e ., or give a model folder (--model)")
     try:
         with open(json_path, encoding="utf-8") as file:
             description = json.load(file)
@@ -374,7 +371,7 @@ def load_model(folder):
         # ValueError: model.json is not JSON; the others: weights.npz cut short or damaged.
         raise ModelError(f"{folder}: damaged model ({error}); copy it again from the run that "
                          "trained it") from None
-    check_description(description, json_path)
+    check_description(description, json_path, weights)
     model = ARCHITECTURES[description["architecture"]](description["class_counts"],
                                                        dropout=description.get("dropout", 0.0),
                                                        input_size=description.get("input_size", FACE_SIZE),
@@ -389,37 +386,88 @@ def load_model(folder):
     return model, description
 
 
-def check_description(description, json_path):
-    """ModelError unless model.json agrees with itself: a known architecture, known tasks, and for every
-    head the class names its output count and age edges give (inference labels faces with these names)."""
+def is_number(value):
+    """A finite int or float from JSON (not a bool: JSON's true would pass as 1)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def check_description(description, json_path, weights=None):
+    """ModelError unless model.json agrees with itself and with its `weights` (where given): each field of
+    the right type and range, a known architecture, known tasks, and for every head the class names its
+    output count and age edges give (inference labels faces with these names), a temperature that is a
+    finite number above 0 (a negative one inverts every answer, 0 divides by zero), and an input size the
+    network was trained at. Every error names the file and the field."""
+    def refuse(problem):
+        raise ModelError(f"{json_path}: {problem}; copy model.json again from the run that trained it")
+
     if not isinstance(description, dict) or description.get("architecture") not in ARCHITECTURES:
         architecture = description.get("architecture") if isinstance(description, dict) else None
         raise ModelError(f"{json_path}: unknown architecture {architecture!r}; "
                          f"expected {' or '.join(ARCHITECTURES)}")
-    if description.get("channels", 1) not in COLOURS:
-        raise ModelError(f"{json_path}: faces of {description['channels']!r} channels, not 1 (grayscale) "
-                         "or 3 (RGB); copy model.json again from the run that trained it")
+    channels = description.get("channels", 1)
+    if isinstance(channels, bool) or channels not in COLOURS:
+        refuse(f"faces of {channels!r} channels, not 1 (grayscale) or 3 (RGB)")
     zooms = description.get("zooms", [1.0])
     low, high = cli.ZOOMS
-    if not isinstance(zooms, list) or not zooms or not all(
-            isinstance(zoom, (int, float)) and not isinstance(zoom, bool) and low <= zoom <= high for zoom in zooms):
-        raise ModelError(f"{json_path}: zooms {zooms!r}, not a list of numbers from {low} to {high}; copy "
-                         "model.json again from the run that trained it")
+    if not isinstance(zooms, list) or not zooms or not all(is_number(zoom) and low <= zoom <= high for zoom in zooms):
+        refuse(f"zooms {zooms!r}, not a list of numbers from {low} to {high}")
+    if not isinstance(description.get("flip_average", False), bool):
+        refuse(f"flip_average {description['flip_average']!r}, not true or false")
+    input_size = description.get("input_size", FACE_SIZE)
+    low, high = cli.INPUT_SIZES
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or not low <= input_size <= high:
+        refuse(f"input_size {input_size!r}, not a whole number of pixels from {low} to {high}")
+    train_config = description.get("train_config")
+    trained_at = train_config.get("input_size", input_size) if isinstance(train_config, dict) else input_size
+    if trained_at != input_size:  # a network sees other features at another size, and answers otherwise
+        refuse(f"input_size {input_size}, but the network was trained at {trained_at} (its train_config)")
+    for field in ("class_counts", "classes", "temperatures"):
+        if not isinstance(description.get(field, {}), dict):
+            refuse(f"{field} {description[field]!r}, not a mapping of task to values")
     try:
         counts, names, edges = description["class_counts"], description["classes"], description["age_edges"]
-        unknown = [task for task in counts if task not in TASK_LABEL]
-        expected = {task: task_classes(task, tuple(edges)) for task in counts if task not in unknown}
-    except (KeyError, TypeError, ValueError) as error:
+    except KeyError as error:
         raise ModelError(f"{json_path}: incomplete model description ({error}); "
                          "copy it again from the run that trained it") from None
+    if not isinstance(edges, list) or not labels.are_age_edges(edges):
+        refuse(f"age_edges {edges!r}, not whole years strictly ascending within 1..{labels.MAX_AGE}")
+    unknown = [task for task in counts if task not in TASK_LABEL]
     if unknown:
         raise ModelError(f"{json_path}: unknown task {unknown[0]!r} (the tasks are {', '.join(TASK_LABEL)}); "
                          "a model saved by another version of agegender needs that version")
     for task, count in counts.items():
-        if names.get(task) != expected[task] or count != len(expected[task]):
-            raise ModelError(f"{json_path}: the {task} head has {count} outputs but its class names are "
-                             f"{names.get(task)} (the age edges {edges} give {expected[task]}); "
-                             "copy model.json again from the run that trained it")
+        expected = task_classes(task, tuple(edges))
+        if names.get(task) != expected or count != len(expected):
+            refuse(f"the {task} head has {count} outputs but its class names are {names.get(task)} "
+                   f"(the age edges {edges} give {expected})")
+    for task, temperature in description.get("temperatures", {}).items():
+        if not is_number(temperature) or temperature <= 0:
+            refuse(f"temperatures[{task!r}] {temperature!r}, not a finite number above 0")
+    if weights is not None:
+        check_weights(description, json_path, weights, refuse)
+
+
+def check_weights(description, json_path, weights, refuse):
+    """The parts of model.json its weights fix, checked against them: the channels of the first layer's
+    kernel and, in the original network, the input size its FC layer's inputs imply (one value of
+    ceil(input_size / 16) squared times 64). Any other mismatch is assign's to report."""
+    first = weights.get("conv1/kernel", weights.get("stem/kernel"))
+    channels = description.get("channels", 1)
+    if first is not None and first.ndim == 4 and first.shape[2] != channels:
+        refuse(f"channels {channels}, but the weights' first layer takes faces of {first.shape[2]}")
+    fc = weights.get("fc/kernel")
+    if description["architecture"] == OriginalCNN.architecture and fc is not None and fc.ndim == 2:
+        input_size = description.get("input_size", FACE_SIZE)
+        pooled_side = -(-input_size // 16)
+        if fc.shape[0] != pooled_side ** 2 * 64:
+            trained_side = round(np.sqrt(fc.shape[0] / 64))
+            refuse(f"input_size {input_size}, but the weights' FC layer takes {trained_side}x{trained_side} "
+                   f"feature maps (an input_size from {16 * trained_side - 15} to {16 * trained_side})")
+    damaged = [name for name, values in weights.items() if not np.all(np.isfinite(values))]
+    if damaged:
+        raise ModelError(f"{os.path.join(os.path.dirname(json_path), WEIGHTS)}: {damaged[0]} holds values that "
+                         "are not numbers (NaN or infinite): a run that diverged, or a damaged file; copy the model "
+                         "again from the run that trained it")
 
 
 def check_store_channels(model_channels, data, model_name):

@@ -20,7 +20,7 @@ RUNNERS = {"tensorflow": model_runner, "tflite": in_memory_tflite_runner}  # by 
 # Real time looks at each face once, whatever views of it (mirror image, zooms) a model averages for
 # photos: a webcam needs every frame fast, and each view is one more pass of the network.
 ONE_VIEW = {"flip_average": False, "zooms": [1.0]}
-# Six views of each face, their logits averaged (detect.py --six-views): with models/improved, on the
+# Six views of each face, their logits averaged (detect.py --six-views): with agegender/models/improved, on the
 # valid scenes, 1.25 points more faces right per face than one view (bench/RESULTS.md), at six passes
 # of the network a face, little beside a photo's face detection.
 SIX_VIEWS = {"flip_average": True, "zooms": [1.0, 1.1, 0.9]}

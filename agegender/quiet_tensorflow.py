@@ -9,6 +9,7 @@ else is passed on. A TF_CPP_MIN_LOG_LEVEL from 1 up, the usual way to ask Tensor
 honoured the same way (those lines come before the level is read); TF_CPP_MIN_LOG_LEVEL=0 shows every
 message.
 """
+import contextlib
 import os
 import sys
 import tempfile
@@ -19,6 +20,26 @@ START_UP_LINES = ("All log messages before absl::InitializeLog() is called",
                   "failed call to cuInit")
 
 
+@contextlib.contextmanager
+def dropping_lines(known_lines):
+    """Run the block with the process's stderr (file descriptor 2, where C++ writes) captured; then pass on
+    every line it wrote but those containing one of `known_lines`."""
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not any(known in line for known in known_lines)))
+            sys.stderr.flush()
+
+
 def _import_tensorflow():
     users_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
     if users_level == "0" or "tensorflow" in sys.modules:  # the user asked for every message, or too late
@@ -26,25 +47,15 @@ def _import_tensorflow():
         return tensorflow
     if users_level is None:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # errors only, from when the logging has started
-    sys.stderr.flush()
-    saved_stderr = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
+    try:
+        with dropping_lines(START_UP_LINES):
             import tensorflow
             tensorflow.config.list_physical_devices()
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved_stderr, 2)
-            os.close(saved_stderr)
-            captured.seek(0)
-            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if not any(known in line for known in START_UP_LINES)))
-            sys.stderr.flush()
-            # TensorFlow has read it by now; left set, every program started from this one would take it
-            # for the user's choice. A level the user set stays theirs.
-            if users_level is None:
-                del os.environ["TF_CPP_MIN_LOG_LEVEL"]
+    finally:
+        # TensorFlow has read it by now; left set, every program started from this one would take it
+        # for the user's choice. A level the user set stays theirs.
+        if users_level is None:
+            del os.environ["TF_CPP_MIN_LOG_LEVEL"]
     return tensorflow
 
 

@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 
-from agegender import BUNDLED_MODEL, ENGINES, cli
+from agegender import BUNDLED_MODEL, ENGINES, REALTIME_ENGINE, cli
 from agegender.faces import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS
 
 # Detecting on frames shrunk to this side costs a third of full 640x480 and finds the same faces
@@ -21,9 +21,10 @@ def label_video():
     parser.add_argument("--source", default="0", help="camera index or video file (default: camera 0)")
     parser.add_argument("--model", default=BUNDLED_MODEL, help="model folder (default: the bundled model)")
     parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help=DETECTOR_HELP)
-    parser.add_argument("--engine", choices=ENGINES, default="tensorflow",
-                        help="run the model with TensorFlow, or convert it to TFLite when starting (1-2 s), "
-                             "which classifies a face faster on a CPU (bench/benchmark.py measures both)")
+    parser.add_argument("--engine", choices=ENGINES, default=REALTIME_ENGINE,
+                        help=f"convert the model to TFLite when starting (1-2 s), which classifies a face about 3x "
+                             f"faster on a CPU with the same answers, or run it with TensorFlow (default: "
+                             f"{REALTIME_ENGINE}; bench/benchmark.py measures both)")
     parser.add_argument("--out", type=cli.output_file, help="write the annotated video here (.mp4)")
     parser.add_argument("--no-display", action="store_true",
                         help="no window (also automatic when no display is available)")

@@ -2,6 +2,7 @@
 raw UTKFace folder read whole; temperatures fitted on the valid split. What joint/test_model.py
 (evaluate_cli) and bench/ensemble.py measure with."""
 import os
+import sys
 
 import numpy as np
 
@@ -24,6 +25,9 @@ def labelled_batches(data, split, predictor):
             yield faces[start:start + BATCH_SIZE], {name: face_labels[name][start:start + BATCH_SIZE] for name in LABELS}
         return
     check_store_channels(predictor.channels, data, predictor.model_folder)
+    if store.read_manifest(data)["splits"][split]["faces"] == 0:
+        raise store.StoreError(f"{data}: its {split} split holds no faces (see its manifest); choose another "
+                               "--split, or wash the store again with a --split that gives it a share")
     for images, batch_labels in pipeline.split_dataset(data, split, BATCH_SIZE):
         yield images.numpy(), {name: batch_labels[name].numpy() for name in LABELS}
 
@@ -65,22 +69,47 @@ def model_answers(predictor, batches):
     return probabilities, face_labels
 
 
+# Faces of each class of a head the valid split must hold to fit its temperature. A small split is
+# often all right, and then the likelihood rises without end as T falls: on 19 faces the gender
+# temperature fell to the search's lower end and every answer read 100%. 10 a class is what the
+# tests' 2,400-face store gives the rarest age group (11); UTKFace's whole valid split gives about 90.
+MIN_CALIBRATION_FACES = 10
+
+
 def calibrate(model_folder, data, flip_average, zooms=(1.0,)):
     """Fit each classification head's temperature on the store's valid split and store it, with the
     views of each face to average (flip_average, zooms), in the model's model.json, written once at
     the end. The log-probabilities are the logits up to a constant per face, so the new temperature
     multiplies the one the model already has; a factor the fit cannot tell from 1 leaves it as it is, so
-    a model calibrated on this split already keeps its model.json unchanged."""
+    a model calibrated on this split already keeps its model.json unchanged.
+
+    Returns the temperatures, with a warning on stderr for each head whose fit stopped at an end of its
+    search range (evaluate.at_range_end); StoreError, with nothing written, when the valid split holds
+    fewer than MIN_CALIBRATION_FACES faces of some class."""
     model, description = load_model(model_folder)
     check_store_channels(model.channels, data, model_folder)
     predictor = Predictor(model_folder, flip_average=flip_average, zooms=list(zooms))
     probabilities, face_labels = model_answers(predictor, labelled_batches(data, "valid", predictor))
+    heads = [task for task in probabilities if task != "exact_age"]
+    for task in heads:
+        counts = np.bincount(face_labels[TASK_LABEL[task]], minlength=probabilities[task].shape[1])
+        if counts.min() < MIN_CALIBRATION_FACES:
+            name = description["classes"][task][counts.argmin()]
+            raise store.StoreError(f"{data}: the valid split holds {counts.min()} {task} face(s) of {name}, fewer "
+                                   f"than the {MIN_CALIBRATION_FACES} of each class a temperature fit needs; "
+                                   "calibrate on a larger store (nothing was written)")
     temperatures = dict(predictor.model.temperatures)
-    for task, values in probabilities.items():
-        if task != "exact_age":
-            factor = evaluate.fit_temperature(np.log(np.maximum(values, 1e-30)), face_labels[TASK_LABEL[task]])
-            if abs(np.log(factor)) > evaluate.TEMPERATURE_PRECISION:
-                temperatures[task] *= factor
+    low, high = np.exp(evaluate.LOG_TEMPERATURE_RANGE)
+    for task in heads:
+        factor = evaluate.fit_temperature(np.log(np.maximum(probabilities[task], 1e-30)),
+                                          face_labels[TASK_LABEL[task]])
+        if evaluate.at_range_end(factor):
+            print(f"warning: {model_folder}: the {task} temperature's fit stopped at an end of its search range "
+                  f"(a factor of {low:.2f} to {high:.1f} on the temperature before), so it is not the best fit: "
+                  "calibrate again if the old one was far off; on faces the head gets all right, only a larger "
+                  "store helps", file=sys.stderr)
+        if abs(np.log(factor)) > evaluate.TEMPERATURE_PRECISION:
+            temperatures[task] *= factor
     calibrated = {**predictor.description, "temperatures": temperatures}
     if calibrated != description:
         atomic.write_json(os.path.join(model_folder, MODEL_JSON), calibrated)

@@ -110,7 +110,8 @@ def read_csv(csv_path):
     """Records from a CSV with columns path,age,gender (race optional).
 
     Paths are relative to the CSV's folder. Gender is 0/1 in this project's coding (0 = male,
-    1 = female) or a word (male/female, m/f); empty means unknown. The file is UTF-8, with or without
+    1 = female) or a word (male/female, m/f); empty means unknown. Race is UTKFace's 0..4 (-1 or empty:
+    unknown; wash.label_problem drops other numbers). The file is UTF-8, with or without
     the byte-order mark spreadsheets write.
     """
     if not os.path.isfile(csv_path):

@@ -12,6 +12,7 @@ A run folder holds everything a run writes (the reports by report.py, config.jso
 """
 import math
 import os
+import sys
 import time
 from dataclasses import asdict
 
@@ -213,7 +214,10 @@ class Trainer:
         """The best epoch's model calibrated on the valid split and measured on the test split, as
         joint/test_model.py --calibrate does; its weights and temperatures back in self.model."""
         model_folder = os.path.join(self.run_folder, "model")
-        scoring.calibrate(model_folder, self.store_folder, flip_average=False)
+        try:
+            scoring.calibrate(model_folder, self.store_folder, flip_average=False)
+        except store.StoreError as error:  # too few valid faces to fit a temperature: the model stays as trained
+            print(f"warning: temperatures left at 1: {error}", file=sys.stderr)
         best, _ = load_model(model_folder)
         self.model.assign({**self.model.weights(), **best.weights()})  # auxiliary heads: as they are
         self.model.temperatures.update(best.temperatures)
@@ -223,8 +227,7 @@ class Trainer:
         return self.report.write_metrics(self.history, test)
 
     def restore(self, run):
-        """Continue from the last checkpoint of the run folder `run`: weights, optimiser, epoch,
-        early-stopping state, history. False if it has none."""
+        """Continue from the run folder's last checkpoint (weights, optimiser, epochs, history); False: none."""
         if not self.checkpoints.restore(run, self.store_folder, self.channels):
             return False
         self.history = read_history(run, int(self.epoch))
@@ -262,13 +265,17 @@ def make_optimizer(config, steps_per_epoch):
 
 
 def steps_per_epoch(manifest, store_folder, global_batch):
-    """Full steps an epoch of the store's train split makes; TrainError if the store cannot train a run."""
+    """Full steps an epoch of the store's train split makes; TrainError if the store cannot train a run (no
+    full batch, or no faces to validate or test on). Checked before the run folder is touched."""
     faces = manifest["splits"]["train"]["faces"]
     if faces < global_batch:
         raise TrainError(f"{store_folder}: {faces} training faces, fewer than one batch of {global_batch}; "
                          "use a smaller --batch-size")
     if manifest["splits"]["valid"]["faces"] == 0:
         raise TrainError(f"{store_folder}: the valid split is empty; early stopping needs it")
+    if manifest["splits"]["test"]["faces"] == 0:
+        raise TrainError(f"{store_folder}: the test split is empty; a run's final figures are measured on it: wash "
+                         "the store again with a --split that gives the test split more faces (such as 85,5,10)")
     return faces // global_batch
 
 

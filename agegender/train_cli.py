@@ -115,6 +115,15 @@ def resumed_config(arguments, tasks):
     return saved_config(arguments.run, tasks, getattr(arguments, "max_epochs", None))
 
 
+def saved_age_edges(run):
+    """The age edges of the model a run folder has saved (its best epoch's), or None before it has one."""
+    try:
+        with open(os.path.join(run, "model", "model.json"), encoding="utf-8") as file:
+            return json.load(file)["age_edges"]
+    except (OSError, ValueError, KeyError, TypeError):  # no model yet, or one that cannot say
+        return None
+
+
 def prepare_run(arguments, config):
     """The config to train with: the saved one on --resume, else the new one once the folder is free.
     Only checks: nothing is written before start_run, so a refused command leaves the folder as it was."""
@@ -128,10 +137,17 @@ def prepare_run(arguments, config):
             raise TrainError(f"{run}: --resume continues with the run's own options, and these differ: "
                              f"{'; '.join(differences)}; leave them out, or start a new run (another --run)")
         # The same path may hold another store since (washed again from other faces, or other age groups).
-        # Runs started before stores had an identity have none to compare.
-        if "data_identity" in saved and saved["data_identity"] != store.read_manifest(arguments.data).get("identity"):
+        # Runs started before stores had an identity have none to compare; their model's age groups (the
+        # one part of the network the store shapes) are compared instead.
+        manifest = store.read_manifest(arguments.data)
+        if "data_identity" in saved and saved["data_identity"] != manifest.get("identity"):
             raise TrainError(f"{arguments.data}: not the store the run {run} started on (its faces or labels "
                              "differ: washed again since?); resume with that store, or start a new run (another --run)")
+        trained_edges = saved_age_edges(run)
+        if trained_edges not in (None, manifest["age_edges"]):
+            raise TrainError(f"{arguments.data}: its age groups end at {manifest['age_edges']}, but the run {run} "
+                             f"trained on groups ending at {trained_edges} (the store washed again since?); resume "
+                             "with the store the run started on, or start a new run (another --run)")
         return resumed
     if os.path.exists(run) and os.listdir(run):
         problem = run_problem(run)

@@ -69,7 +69,7 @@ class TrainConfig:
     label_smoothing: float = field(default=0.0, metadata=cli.option(
         "share of each gender / age-group label spread over the other classes", type=cli.fraction))
     input_size: int = field(default=128, metadata=cli.option(
-        "side in pixels the network sees the 128x128 faces at; fewer FLOPs below 128", type=cli.positive_int))
+        "side in pixels the network sees the 128x128 faces at; fewer FLOPs below 128", type=cli.input_size))
     # Exact age: weight of the mean absolute error of the expected age (years), beside the
     # distribution's cross-entropy (DLDL-v2, Gao et al. 2018): it trains the read-out itself.
     expected_age_loss: float = field(default=0.0, metadata=cli.option(

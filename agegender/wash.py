@@ -64,6 +64,8 @@ def label_problem(record, options):
         return "age_out_of_range"
     if record.gender is None:
         return "unknown_gender"
+    if not -1 <= record.race < len(labels.RACE_NAMES):  # -1: unknown; a CSV may hold any number
+        return "race_out_of_range"
     if record.face_score == -math.inf:
         return "no_face"
     if record.face_score < options.min_face_score:

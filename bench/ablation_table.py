@@ -2,7 +2,7 @@
 at the best epoch (what early stopping chose and what bundling is decided on), their mean over the last
 five epochs (what one lucky epoch cannot move), the minutes of training and the median images/s.
 
-    python bench/ablation_table.py models/improved runs/long48
+    python bench/ablation_table.py agegender/models/improved runs/long48
 
 Valid figures only: a variant is chosen on them, and the test split is looked at once, for the model
 that is bundled (bench/results_table.py).

@@ -2,7 +2,7 @@
 their calibrated probabilities, head by head (the expected age from the mean exact-age distribution).
 Whether an ensemble, or one network distilled from it, is worth training.
 
-    python bench/ensemble.py models/improved runs/seed2/model runs/seed3/model    # valid split of data/utk
+    python bench/ensemble.py agegender/models/improved runs/seed2/model runs/seed3/model    # valid split of data/utk
 """
 import argparse
 

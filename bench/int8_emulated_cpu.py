@@ -70,7 +70,7 @@ def check(model_folder, data, faces_count, cpu, work):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", nargs="+", default=["models/joint", "models/improved"], help="model folders")
+    parser.add_argument("--model", nargs="+", default=["agegender/models/joint", "agegender/models/improved"], help="model folders")
     parser.add_argument("--data", help="store: train faces calibrate, test faces check (default: data/utk for a "
                                        "gray model, data/utk-rgb for a colour one)")
     parser.add_argument("--faces", type=int, default=200, help="test faces to compare (default 200)")

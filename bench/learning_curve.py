@@ -3,7 +3,7 @@ faces of the same kind would buy: whether issue 13's goals are within reach of t
 
     python bench/learning_curve.py stores 0.25 0.5     # data/utk-train25, data/utk-train50: part of data/utk's train split
     RUN=runs/train50 bash bench/train_bundled.sh improved --seed 1 --data data/utk-train50
-    python bench/learning_curve.py fit models/improved runs/train50 runs/train25 --split both
+    python bench/learning_curve.py fit agegender/models/improved runs/train50 runs/train25 --split both
 
 A smaller store keeps data/utk's valid and test splits (linked, not copied) and the first part of one
 fixed random order of its train faces, so each smaller train split lies inside every larger one.

@@ -1,6 +1,6 @@
 """A standard network from scratch beside ours: Keras's MobileNetV3-Small (weights=None, nothing
 downloaded) as the trunk, trained by this project's Trainer on the same store, with the same heads,
-losses, augmentation and schedule as models/improved's recipe (bench/train_bundled.sh), then measured
+losses, augmentation and schedule as agegender/models/improved's recipe (bench/train_bundled.sh), then measured
 on the valid split (what a choice is made on) and the test split.
 
     python bench/reference_network.py --data data/utk --run runs/mobilenetv3 --seed 1
@@ -77,7 +77,7 @@ class MobileNetV3Small(networks.OriginalCNN):
 
 networks.ARCHITECTURES[MobileNetV3Small.architecture] = MobileNetV3Small
 
-# models/improved's recipe (bench/train_bundled.sh), its architecture and input size aside.
+# agegender/models/improved's recipe (bench/train_bundled.sh), its architecture and input size aside.
 RECIPE = dict(schedule="cosine", rotate_and_zoom=True, label_smoothing=0.1, race_head=True, exact_age=True,
               expected_age_loss=0.25, edge_backgrounds=True, max_epochs=36, patience=36)
 

@@ -2,7 +2,7 @@
 that joint/test_model.py --json writes for a model as it is bundled (calibration, flip averaging).
 
     python bench/results_table.py runs/jointly runs/gender runs/age runs/improved
-    python joint/test_model.py --data data/utk --model models/joint --json out/joint.json
+    python joint/test_model.py --data data/utk --model agegender/models/joint --json out/joint.json
     python bench/results_table.py out/joint.json out/improved.json
 """
 import argparse
@@ -22,7 +22,7 @@ def figures_of(source):
         with open(os.path.join(source, "metrics.json"), encoding="utf-8") as file:
             metrics = json.load(file)
         figures, epochs = metrics["test"], f"{metrics['best_epoch']} / {len(metrics['history'])}"
-        # A run folder has config.json; a bundled model (models/...) its model.json.
+        # A run folder has config.json; a bundled model (agegender/models/...) its model.json.
         model_json = next((path for path in (os.path.join(source, name) for name in ("config.json", "model.json"))
                            if os.path.isfile(path)), os.path.join(source, "config.json"))  # neither: refused
     with open(model_json, encoding="utf-8") as file:

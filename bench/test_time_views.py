@@ -5,7 +5,7 @@ as the model itself does once its model.json names them (`joint/test_model.py --
 worth their cost. The temperatures are the model's as saved: the accuracies and the MAE do not depend on
 them, the ECE does (it is calibrated for the views only once --calibrate fits them).
 
-    python bench/test_time_views.py models/improved       # valid split of data/utk
+    python bench/test_time_views.py agegender/models/improved       # valid split of data/utk
 """
 import argparse
 

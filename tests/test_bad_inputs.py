@@ -263,6 +263,45 @@ def resume_on_a_store_washed_again(*options):
     return case
 
 
+def resume_an_older_run_on_a_store_washed_again_with_other_age_groups(here, assets):
+    """A run of one epoch started before stores had an identity (its config.json has none), then its store
+    washed again with three age groups: the checkpoint's age-group head has four outputs."""
+    copy_store(assets, here / "store")
+    run_script("joint/jointly.py", "--data", here / "store", "--run", here / "run", "--epochs", "1",
+               "--batch-size", "64", "--quiet")
+    edit_json(here / "run" / "config.json", lambda config: config.pop("data_identity"))
+    run_script("others/wash_data.py", "--dataset", "utkface", "--src", assets.raw, "--out", here / "store", "--force",
+               "--quiet", "--age-groups", "30,60")
+    return ["joint/jointly.py", "--data", here / "store", "--run", here / "run", "--resume", "--epochs", "2"], \
+        here / "store"
+
+
+def store_without_test_faces(here, assets):
+    """300 faces washed with half a percent for the test split: none of them falls in it."""
+    run_script("others/wash_data.py", "--dataset", "utkface", "--src", assets.raw, "--out", here / "store",
+               "--split", "90,9.5,0.5", "--quiet")
+    with open(here / "store" / "manifest.json", encoding="utf-8") as file:
+        assert json.load(file)["splits"]["test"]["faces"] == 0
+    return here / "store"
+
+
+def train_on_a_store_without_test_faces(here, assets):
+    return ["joint/jointly.py", "--data", store_without_test_faces(here, assets), "--run", here / "run"], here / "store"
+
+
+def evaluate_on_a_store_without_test_faces(here, assets):
+    return ["joint/test_model.py", "--data", store_without_test_faces(here, assets), "--out", here / "png"], \
+        here / "store"
+
+
+def wash_csv_race_out_of_the_coding(here, assets):
+    """A real face whose CSV row gives race 40000 (UTKFace's races are 0..4): more than the store's int16 holds."""
+    name = sorted(os.listdir(assets.raw))[0]
+    (here / "faces.csv").write_text(f"path,age,gender,race\n{assets.raw / name},30,f,40000\n", encoding="utf-8")
+    return ["others/wash_data.py", "--dataset", "csv", "--src", here / "faces.csv", "--out", here / "store"], \
+        here / "store.dropped.csv"
+
+
 def resume_with_other_options(here, assets):
     shutil.copytree(assets.run, here / "run")
     return ["joint/jointly.py", "--data", assets.store, "--run", here / "run", "--resume", "--arch", "improved",
@@ -377,6 +416,46 @@ def zooms_of_zero(model):
     return path
 
 
+def model_json(change):
+    """A damage: model.json edited by `change(description)`."""
+    def damage(model):
+        path = os.path.join(model, "model.json")
+        edit_json(path, change)
+        return path
+    return damage
+
+
+def gender_temperature(value):
+    return model_json(lambda description: description["temperatures"].update(gender=value))
+
+
+def input_size_of(value, trained_at=None):
+    """input_size changed, and the size the network was trained at (its train_config's) with it where given."""
+    def change(description):
+        description["input_size"] = value
+        if trained_at is None:
+            del description["train_config"]["input_size"]
+    return model_json(change)
+
+
+def weights_with_a_nan(model):
+    path = os.path.join(model, "weights.npz")
+    with np.load(path) as archive:
+        weights = dict(archive)
+    weights["fc/kernel"][0, 0] = np.nan
+    np.savez_compressed(path, **weights)
+    return path
+
+
+def calibrate_without_a_model(here, assets):
+    return ["joint/test_model.py", "--data", assets.store, "--calibrate"], "--calibrate"
+
+
+def calibrate_on_a_small_valid_split(here, assets):
+    model = copy_model(here / "model")  # unchanged after: nothing written
+    return ["joint/test_model.py", "--data", assets.store, "--model", model, "--calibrate"], assets.store
+
+
 def age_edges_of_two(model):
     path = os.path.join(model, "model.json")
     edit_json(path, lambda description: description.update(age_edges=[30, 60]))
@@ -391,6 +470,23 @@ def detect_into_a_file(here, assets):
 def detect_not_an_image(here, assets):
     (here / "photo.jpg").write_text("a text saved under an image's name")
     return ["detect.py", here / "photo.jpg", "--out", here / "out"], here / "photo.jpg"
+
+
+def detect_a_jpeg_cut_short(here, assets):
+    """The sample portrait's first 40%: OpenCV's imread decodes the rows that are there over grey."""
+    from agegender.detect_cli import sample_portrait
+    with open(sample_portrait(), "rb") as file:
+        data = file.read()
+    (here / "photo.jpg").write_bytes(data[:len(data) * 2 // 5])
+    return ["detect.py", here / "photo.jpg", "--out", here / "out"], here / "photo.jpg"
+
+
+def wash_a_chip_cut_short(here, assets):
+    (here / "raw").mkdir()
+    name = sorted(os.listdir(assets.raw))[0]
+    (here / "raw" / name).write_bytes((assets.raw / name).read_bytes()[:3000])
+    return ["others/wash_data.py", "--dataset", "utkface", "--src", here / "raw", "--out", here / "store",
+            "--quiet"], here / "store.dropped.csv"
 
 
 def video_with(*options, named):
@@ -428,6 +524,8 @@ CASES = [
     pytest.param(1, "not UTF-8", wash_csv("path,age,gender\nMüller.jpg,30,f\n", "latin-1"), id="wash Latin-1 CSV"),
     pytest.param(1, "no usable face left after cleaning (unparsable_label 1)", wash_csv("path,age,gender\nface.jpg,inf,f\n", "utf-8", "store.dropped.csv"),
                  id="wash CSV age inf"),
+    pytest.param(1, "no usable face left after cleaning (race_out_of_range 1)", wash_csv_race_out_of_the_coding,
+                 id="wash CSV race 40000"),
     pytest.param(1, "not an IMDB-WIKI 'wiki' metadata file", wash_zero_byte_mat, id="wash zero-byte .mat"),
     pytest.param(1, "no usable face left after cleaning (empty_file 1, unreadable 1)", wash_folder_without_a_face,
                  id="wash no face left keeps the drop report"),
@@ -439,6 +537,8 @@ CASES = [
     pytest.param(2, "at least 1", train_with("--patience", "0"), id="train --patience 0"),
     pytest.param(2, "there is no exact-age head to train", train_with("--expected-age-loss", "0.25"),
                  id="train --expected-age-loss without --exact-age"),
+    pytest.param(2, "8 is out of range: it must be from 16 to 512", train_with("--input-size", "8"),
+                 id="train --input-size 8 (a model.json would refuse it)"),
     pytest.param(2, "there is no teacher to share the targets with", train_with("--teacher-share", "0.5"),
                  id="train --teacher-share without a teacher"),
     pytest.param(1, "not a saved model (model.json missing)", train_with_a_missing_teacher, id="train --teacher missing"),
@@ -457,6 +557,12 @@ CASES = [
     pytest.param(1, "not the store the run", resume_on_a_store_washed_again(), id="resume on a store washed again"),
     pytest.param(1, "not the store the run", resume_on_a_store_washed_again("--age-groups", "30,60"),
                  id="resume on a store washed again with other age groups"),
+    pytest.param(1, "its age groups end at [30, 60], but the run",
+                 resume_an_older_run_on_a_store_washed_again_with_other_age_groups,
+                 id="resume an older run on a store washed again with other age groups"),
+    pytest.param(1, "the test split is empty", train_on_a_store_without_test_faces, id="train without test faces"),
+    pytest.param(1, "its test split holds no faces", evaluate_on_a_store_without_test_faces,
+                 id="evaluate without test faces"),
     pytest.param(1, "--arch improved (the run's: original)", resume_with_other_options, id="resume other options"),
     pytest.param(1, "the run's:", resume_on_another_store, id="resume on another store"),
     pytest.param(1, "trains gender, age_group; resume it with joint/jointly.py", resume_with_another_script,
@@ -481,10 +587,44 @@ CASES = [
                  id="model.json zoom 0"),
     pytest.param(1, "unknown task 'age' (the tasks are gender, age_group, ", damaged_model(task_renamed("age_group", "age")),
                  id="model.json of an older version"),
+    pytest.param(1, "temperatures['gender'] -0.7, not a finite number above 0", damaged_model(gender_temperature(-0.7)),
+                 id="model.json temperature negative"),
+    pytest.param(1, "temperatures['gender'] 0, not a finite number above 0", damaged_model(gender_temperature(0)),
+                 id="model.json temperature 0"),
+    pytest.param(1, "temperatures['gender'] '0.7', not a finite number", damaged_model(gender_temperature("0.7")),
+                 id="model.json temperature a string"),
+    pytest.param(1, "temperatures['gender'] [0.7], not a finite number", damaged_model(gender_temperature([0.7])),
+                 id="model.json temperature a list"),
+    pytest.param(1, "temperatures['gender'] -0.7, not a finite number above 0",
+                 damaged_model(gender_temperature(-0.7), "detect.py"), id="detect model.json temperature negative"),
+    pytest.param(1, "classes [['male', 'female'], ['0-29', '30-45', '46-59', '60+']], not a mapping of task",
+                 damaged_model(model_json(lambda description: description.update(
+                     classes=list(description["classes"].values())))), id="model.json classes a list"),
+    pytest.param(1, "input_size '128', not a whole number of pixels from 16 to 512",
+                 damaged_model(input_size_of("128", 128)), id="model.json input_size a string"),
+    pytest.param(1, "input_size 0, not a whole number of pixels", damaged_model(input_size_of(0, 128)),
+                 id="model.json input_size 0"),
+    pytest.param(1, "input_size 64, but the network was trained at 128 (its train_config)",
+                 damaged_model(input_size_of(64, 128)), id="model.json input_size other than trained"),
+    pytest.param(1, "input_size 64, but the weights' FC layer takes 8x8 feature maps (an input_size from 113 to 128)",
+                 damaged_model(input_size_of(64)), id="model.json input_size other than the weights'"),
+    pytest.param(1, "channels 3, but the weights' first layer takes faces of 1",
+                 damaged_model(model_json(lambda description: description.update(channels=3))),
+                 id="model.json channels other than the weights'"),
+    pytest.param(1, "fc/kernel holds values that are not numbers", damaged_model(weights_with_a_nan),
+                 id="weights.npz with a NaN"),
+    pytest.param(2, "name the model folder to change with --model", calibrate_without_a_model,
+                 id="calibrate without --model (the bundled one is not rewritten)"),
+    pytest.param(1, "fewer than the 10 of each class a temperature fit needs", calibrate_on_a_small_valid_split,
+                 id="calibrate on a valid split too small"),
     pytest.param(1, "damaged model", damaged_model(weights_cut_short, "detect.py"), id="detect damaged model"),
     pytest.param(1, "damaged model", damaged_model(weights_bit_flipped, "joint/export.py"), id="export damaged model"),
     pytest.param(2, "is a file", detect_into_a_file, id="detect --out onto a file"),
     pytest.param(1, "not an image OpenCV can read", detect_not_an_image, id="detect not an image"),
+    pytest.param(1, "not an image OpenCV can read (corrupt, cut short", detect_a_jpeg_cut_short,
+                 id="detect a JPEG cut short"),
+    pytest.param(1, "no usable face left after cleaning (unreadable 1)", wash_a_chip_cut_short,
+                 id="wash a JPEG chip cut short"),
     pytest.param(2, "at least 1", video_with("--max-frames", "-1", named=lambda here: "--max-frames"),
                  id="video --max-frames -1"),
     pytest.param(2, "is a folder", video_with("--out", "folder", named=lambda here: "folder"),
@@ -717,6 +857,19 @@ def test_two_images_of_one_name_get_two_annotated_copies(tmp_path):
     assert sorted(os.listdir(tmp_path / "out")) == ["photo-2_faces.jpg", "photo_faces.jpg"]
     assert f"-> {tmp_path / 'out' / 'photo-2_faces.jpg'} (renamed: photo_faces.jpg is an earlier image's)" \
         in result.stdout
+
+
+def test_a_folder_scan_says_what_it_passed_over(tmp_path):
+    from agegender.detect_cli import sample_portrait
+    (tmp_path / "photos").mkdir()
+    shutil.copyfile(sample_portrait(), tmp_path / "photos" / "portrait.jpg")
+    (tmp_path / "photos" / "notes.txt").write_text("who is who")
+    (tmp_path / "photos" / "older").mkdir()
+    result = run_script("detect.py", tmp_path / "photos", "--out", tmp_path / "out", "--no-model")
+    assert result.stderr.splitlines() == [
+        f"note: {tmp_path / 'photos'}: passed over 2 of its 3 entries: folders and files not named as images "
+        "(.jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp)"]
+    assert "portrait.jpg: 1 face(s)" in result.stdout
 
 
 # A Ctrl-C that arrives while the training script imports TensorFlow.

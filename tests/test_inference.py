@@ -1,13 +1,14 @@
 """Inference as a user meets it: the scripts run as subprocesses on real images and real-face video."""
 import json
 import os
+import re
 import shutil
 
 import cv2
 import numpy as np
 import pytest
 
-from agegender import BUNDLED_MODEL, ENGINES, store
+from agegender import BUNDLED_MODEL, ENGINES, REALTIME_ENGINE, store
 from agegender.faces import HaarDetector, chip_box, crop_square, read_image
 from agegender.predict import RUNNERS, SIX_VIEWS, Predictor
 from conftest import UTKFACE, copy_utkface, run_script, utkface_names
@@ -170,6 +171,24 @@ def test_calibration_fits_the_temperatures_and_a_calibrated_model_stays_as_it_is
     assert (copy / "model.json").read_bytes() == plain
 
 
+def test_calibration_says_when_a_fit_stops_at_an_end_of_its_range(utk_store, tmp_path):
+    """A gender temperature far too high (500): the factor the fit needs (about 0.0015) lies beyond its
+    range, so the fit stops at its lower end (0.05) and says so; the age groups' fit does not."""
+    copy = shutil.copytree(BUNDLED_MODEL, tmp_path / "model")
+    description = json.loads((copy / "model.json").read_text())
+    description["temperatures"]["gender"] = 500.0
+    (copy / "model.json").write_text(json.dumps(description))
+    result = run_script("joint/test_model.py", "--model", copy, "--data", utk_store, "--calibrate",
+                        "--out", tmp_path / "png")
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == [f"warning: {copy}: the gender temperature's fit stopped at an end of its search range (a "
+                        "factor of 0.05 to 20.1 on the temperature before), so it is not the best fit: calibrate "
+                        "again if the old one was far off; on faces the head gets all right, only a larger store "
+                        "helps"], result.stderr
+    fitted = json.loads((copy / "model.json").read_text())["temperatures"]
+    assert fitted["gender"] == pytest.approx(500.0 * np.exp(-3), rel=1e-3)
+
+
 @pytest.fixture(scope="module")
 def face_video(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("video") / "faces.mp4")
@@ -177,11 +196,11 @@ def face_video(tmp_path_factory):
     return make_face_video(path, [os.path.join(UTKFACE, name) for name in names], frames=90)
 
 
-def test_tflite_engine_gives_the_tensorflow_answers_on_real_faces(model, utk_store):
+def test_real_time_default_engine_tflite_gives_the_tensorflow_answers_on_real_faces(model, utk_store):
     assert tuple(RUNNERS) == ENGINES  # the engines the commands offer before importing TensorFlow
     faces, _ = store.load_split(utk_store, "test", limit=40)
     expected = Predictor(model).classify(faces)
-    lite = Predictor(model, engine="tflite")
+    lite = Predictor(model, engine=REALTIME_ENGINE)
     assert lite.probabilities.__qualname__.startswith("tflite_runner")  # really the TFLite interpreter
     for rows in (slice(0, 40), slice(0, 1), slice(3, 5)):  # TFLite resizes its input for each batch size
         outputs = lite.classify(faces[rows])
@@ -189,6 +208,26 @@ def test_tflite_engine_gives_the_tensorflow_answers_on_real_faces(model, utk_sto
         for task, values in outputs.items():
             np.testing.assert_allclose(values, expected[task][rows], atol=1e-5)
     assert lite.classify(faces[:0])["gender"].shape == (0, 2)
+
+
+def test_benchmark_holds_every_stage_to_the_measured_peak(utk_store):
+    """bench/benchmark.py's inference stage, briefly: each engine's figures, int8's agreement with float32
+    on the test split, and every fraction of the FP32 peak (TensorFlow's own matmul) at most 1: one above
+    it means the peak or a FLOP count is wrong, and the benchmark then exits with an error."""
+    result = run_script("bench/benchmark.py", "--only", "inference", "--repeats", "1", "--data", utk_store)
+    header, table = result.stdout.split("| stage | measured | against |")
+    with open("/proc/cpuinfo") as file:
+        flags = next(line for line in file if line.startswith("flags")).split(":", 1)[1].split()
+    extensions = re.search(r"\(([^()]*)\), \d+ cores", header).group(1).split(", ")
+    for flag, name in (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_vnni", "AVX-512 VNNI")):
+        assert (name in extensions) == (flag in flags), (name, header)
+    assert "4096x4096 float32 matmul of TensorFlow" in header
+    for engine in (*ENGINES, "tflite int8"):
+        assert f"| inference, one face ({engine}) |" in table and f"| inference, batch 64 ({engine}) |" in table
+    fractions = [float(value) for value in re.findall(r"([0-9.]+) of peak", table)]
+    assert len(fractions) == len(ENGINES) and all(0 < fraction <= 1 for fraction in fractions), fractions
+    agreement = re.search(r"gender ([0-9.]+)%, age group ([0-9.]+)% of [0-9,]+ test faces", table)
+    assert agreement and all(95 <= float(value) <= 100 for value in agreement.groups())  # the export's own bar
 
 
 def test_real_time_on_a_video_of_real_faces_headless(model, face_video, tmp_path):
@@ -207,7 +246,7 @@ def test_real_time_on_a_video_of_real_faces_headless(model, face_video, tmp_path
     _, original = source.read()
     assert ok and frame.shape == (480, 640, 3) and np.abs(frame.astype(int) - original).mean() > 1
     whole = run_script("joint/real_time.py", "--source", face_video, "--model", model, "--no-display",
-                       "--engine", "tflite")
+                       "--engine", "tensorflow")
     assert whole.stdout.startswith("90 frames")
 
 

@@ -1,6 +1,5 @@
 """The package as a user installs it (README, Set up): a command per stage from any folder, the package
-used from one's own code, the bundled models found beside the package of a clone, and an install of
-the code alone saying in one line where they are."""
+used from one's own code, the bundled models found in the package, and a wheel that carries them."""
 import json
 import os
 import re
@@ -109,14 +108,45 @@ def test_the_readme_example_of_using_the_package_from_ones_own_code_runs(tmp_pat
     assert re.fullmatch(r"\(\d+, \d+, \d+, \d+\) female \d+%, 60\+ \d+%, age \d+ \{.*\}\n", result.stdout), result.stdout
 
 
-def test_the_bundled_models_are_found_beside_the_package_of_a_clone():
+def test_the_bundled_models_are_found_in_the_package():
     assert model.load_model(BUNDLED_MODEL)[1]["classes"]
 
 
-def test_an_install_of_the_code_alone_says_where_the_bundled_models_are(tmp_path, monkeypatch):
-    monkeypatch.setattr(model, "BUNDLED_MODELS", str(tmp_path / "models"))  # site-packages has no models/
-    with pytest.raises(model.ModelError, match=r"models/improved: missing: .*pip install -e \..*--model"):
-        model.load_model(os.path.join(tmp_path / "models", "improved"))
+@pytest.mark.slow
+def test_a_wheel_carries_the_bundled_models_and_its_command_labels_a_photo_from_any_folder(tmp_path):
+    """The wheel a user builds (no network: the venv's setuptools), installed alone into a folder, and its
+    agegender-detect run from another with the default model. -S skips the site-packages' .pth files, so
+    the editable install of the clone is not imported; PYTHONPATH names the wheel's folder, then the
+    dependencies'."""
+    source = tmp_path / "source"  # a copy, so that the build leaves nothing in the clone
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copyfile(os.path.join(ROOT, name), source / name)
+    shutil.copytree(os.path.join(ROOT, "agegender"), source / "agegender",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", tmp_path / "wheel",
+                    source], check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "wheel").iterdir()
+    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", tmp_path / "installed", wheel],
+                   check=True, capture_output=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "installed"),
+                                                         sysconfig.get_paths()["purelib"]])}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copyfile(sample_portrait(), elsewhere / "photo.jpg")
+
+    def run(*arguments):
+        return subprocess.run([sys.executable, "-S", *arguments], cwd=elsewhere, env=env, capture_output=True,
+                              text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+    found = run("-c", "import agegender; print(agegender.BUNDLED_MODEL)")
+    assert found.stdout == os.path.join(tmp_path / "installed", "agegender", "models", "improved") + "\n", found
+    detected = run(tmp_path / "installed" / "bin" / "agegender-detect", "photo.jpg", "--json", "--out", "faces")
+    assert detected.returncode == 0, detected.stderr
+    ((face,),) = [image["faces"] for image in json.loads(detected.stdout)]
+    assert (face["labels"]["gender"], face["labels"]["age_group"]) == ("female", "60+")
+    assert (elsewhere / "faces" / "photo_faces.jpg").is_file()
 
 
 @pytest.mark.slow

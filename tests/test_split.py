@@ -56,10 +56,13 @@ def test_labels_that_cannot_be_used_are_named():
     cases = {"unparsable_label": Record("a", "a", problem="unparsable_label"),
              "age_out_of_range": Record("a", "a", age=101, gender=0),
              "unknown_gender": Record("a", "a", age=30),
+             "race_out_of_range": Record("a", "a", age=30, gender=0, race=5),
              "no_face": Record("a", "a", age=30, gender=1, face_score=-math.inf),
              "low_face_score": Record("a", "a", age=30, gender=1, face_score=0.5),
              "second_face": Record("a", "a", age=30, gender=1, second_face_score=2.0)}
     for problem, record in cases.items():
         assert wash.label_problem(record, options) == problem
+    assert wash.label_problem(Record("a", "a", age=30, gender=0, race=-1), options) is None  # unknown race
+    assert wash.label_problem(Record("a", "a", age=30, gender=0, race=4), options) is None
     assert wash.label_problem(cases["second_face"], wash.WashOptions(keep_second_face=True)) is None
     assert wash.label_problem(cases["low_face_score"], wash.WashOptions(min_face_score=0.2)) is None
