@@ -1,6 +1,6 @@
 """A trained model's answers to labelled faces, and its figures on them: a store's split streamed, or a
 raw UTKFace folder read whole; temperatures fitted on the valid split. What joint/test_model.py
-(evaluate_cli) and bench/ensemble.py measure with."""
+(evaluate_cli), the trainer's final report and bench/test_time_views.py measure with."""
 import os
 import sys
 

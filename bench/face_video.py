@@ -4,10 +4,8 @@
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-from video_of_faces import make_face_video  # noqa: E402  (the tests make their video with it too)
+from video_of_faces import make_face_video  # (the tests make their video with it too)
 
 SHARED_UTKFACE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                               "shared", "data", "utkface")

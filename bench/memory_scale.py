@@ -9,12 +9,12 @@ A pipeline that held the split in memory would need `times` as much; a streaming
 """
 import argparse
 import os
-import sys
 import tempfile
 
+from scaled_store import repeat_store, stream_epoch_peak  # (the memory test uses them too)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-from scaled_store import repeat_store, stream_epoch_peak  # noqa: E402  (the memory test uses them too)
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

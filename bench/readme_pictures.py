@@ -20,12 +20,12 @@ import tempfile
 import cv2
 import numpy as np
 
+from agegender import BUNDLED_MODEL
+from agegender.plots import plot_confusion, plot_curves
+from agegender.store import read_manifest
+from scenes_of_faces import CHIP_SIDE, gradient, paste_face  # the scene benchmark's pasting
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-from agegender import BUNDLED_MODEL  # noqa: E402
-from agegender.plots import plot_confusion, plot_curves  # noqa: E402
-from agegender.store import read_manifest  # noqa: E402
-from scenes_of_faces import CHIP_SIDE, gradient, paste_face  # noqa: E402  (the scene benchmark's pasting)
 
 # The faces of the scene, by the test split's labels: (gender code, lowest age, highest age), left to right.
 WANTED = ((1, 4, 10), (0, 30, 45), (1, 46, 59), (0, 60, 100))

@@ -30,17 +30,17 @@ import time
 import cv2
 import numpy as np
 
+from agegender import BUNDLED_MODEL, cli
+from agegender.faces import DETECTORS, DetectorError, crop_square, to_channels
+from agegender.labels import GENDER_NAMES
+from agegender.model import check_store_channels
+from agegender.predict import Predictor
+from agegender.store import load_split, read_manifest
+from face_video import SHARED_UTKFACE
+from stores import default_store
+from scenes_of_faces import CHIP_SIDE, chip_to_scene, scenes  # (the detector tests build them too)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-from agegender import BUNDLED_MODEL, cli  # noqa: E402
-from agegender.faces import DETECTORS, DetectorError, crop_square, to_channels  # noqa: E402
-from agegender.labels import GENDER_NAMES  # noqa: E402
-from agegender.model import check_store_channels  # noqa: E402
-from agegender.predict import Predictor  # noqa: E402
-from agegender.store import load_split, read_manifest  # noqa: E402
-from face_video import SHARED_UTKFACE  # noqa: E402
-from stores import default_store  # noqa: E402
-from scenes_of_faces import CHIP_SIDE, chip_to_scene, scenes  # noqa: E402  (the detector tests build them too)
 
 SIZE_EDGES, SIZE_NAMES = (100, 200), ("60-99px", "100-199px", "200-400px")  # recall by face size
 

@@ -5,28 +5,27 @@ scenes change them, then scored as chips.
     python bench/scene_conditions.py                       # the bundled model, valid chips
     python bench/scene_conditions.py --model runs/x/model --split test
 
-The conditions, drawn per face from the scenes' own ranges (tests/scenes_of_faces.py): the chip's
+The conditions, drawn per face from the scenes' own ranges (bench/scenes_of_faces.py): the chip's
 square edge feathered into one of the scenes' backgrounds; its size in the scene (60-400 px,
 log-uniform; a face under 200 px loses resolution); its exposure (gain 0.6-1.3, offset +-25); all three.
 Seeded: the same faces get the same changes in every run.
 """
 import argparse
 import os
-import sys
 
 import cv2
 import numpy as np
 
+from agegender import BUNDLED_MODEL, cli
+from agegender.faces import crop_square, to_channels
+from agegender.model import check_store_channels
+from agegender.predict import Predictor
+from face_video import SHARED_UTKFACE
+from scene_benchmark import split_faces
+from scenes_of_faces import BACKGROUNDS, CHIP_SIDE, FACE_SIDES, paste_face
+from stores import default_store
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-from agegender import BUNDLED_MODEL, cli  # noqa: E402
-from agegender.faces import crop_square, to_channels  # noqa: E402
-from agegender.model import check_store_channels  # noqa: E402
-from agegender.predict import Predictor  # noqa: E402
-from face_video import SHARED_UTKFACE  # noqa: E402
-from scene_benchmark import split_faces  # noqa: E402
-from scenes_of_faces import BACKGROUNDS, CHIP_SIDE, FACE_SIDES, paste_face  # noqa: E402
-from stores import default_store  # noqa: E402
 
 CENTRE = (CHIP_SIDE / 2, CHIP_SIDE / 2)
 

@@ -281,20 +281,6 @@ def test_mtcnn_detector_works_when_installed_and_says_how_to_get_it_otherwise(tm
 
 
 @pytest.mark.slow
-def test_ensemble_benchmark_averages_the_models_probabilities(model, utk_store):
-    """bench/ensemble.py: each model's figures, then those of their mean calibrated probabilities."""
-    joint = os.path.join(os.path.dirname(BUNDLED_MODEL), "joint")
-    result = run_script("bench/ensemble.py", model, joint, "--data", utk_store)
-    images, labels = store.load_split(utk_store, "valid")
-    answers = [Predictor(folder).classify(images) for folder in (model, joint)]
-    rows = result.stdout.split("mean of the 2:\n")
-    for task in ("gender", "age_group"):
-        single = np.mean(answers[1][task].argmax(1) == labels[task])
-        mean = np.mean(((answers[0][task] + answers[1][task]) / 2).argmax(1) == labels[task])
-        assert f"{task}: accuracy {single:.4f}" in rows[0] and f"{task}: accuracy {mean:.4f}" in rows[1]
-
-
-@pytest.mark.slow
 def test_test_time_views_benchmark_gives_the_models_figures_with_each_set_of_views(utk_store):
     """bench/test_time_views.py: the bundled model's figures on each face, with its mirror image, and over
     six views (zoomed in and out by 10%, each mirrored), as the model gives them with those views."""

@@ -25,7 +25,7 @@ def test_the_rules_between_options_hold_for_the_library_as_for_the_command_line(
     assert TrainConfig(optimizer="sgd", learning_rate=0.1).learning_rate == 0.1
     assert TrainConfig().teacher_share is None and TrainConfig(teacher="model").teacher_share == 0.5
     for options, problem in (({"teacher_share": 0.3}, "no teacher"), ({"expected_age_loss": 0.25}, "no exact-age head"),
-                             ({"optimizer": "adamw"}, "unknown optimizer"), ({"schedule": "step"}, "unknown schedule")):
+                             ({"optimizer": "rmsprop"}, "unknown optimizer"), ({"schedule": "step"}, "unknown schedule")):
         with pytest.raises(train_options.TrainError, match=problem):
             TrainConfig(**options)
 
