@@ -26,7 +26,7 @@ import time
 
 # None of these imports TensorFlow: loaded into this process, it made its children (the dataset build's
 # workers) measure 600 MB instead of 240 MB. What needs it runs in a child process.
-from agegender import ENGINES
+from agegender import BUNDLED_MODEL, ENGINES
 from agegender.faces import DEFAULT_DETECTOR, DETECTORS
 from agegender.store import face_channels, read_manifest
 from face_video import SHARED_UTKFACE, make_face_video
@@ -259,7 +259,7 @@ STAGES = {"dataset": dataset_build, "inference": inference, "realtime": real_tim
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faces", default=SHARED_UTKFACE, help="UTKFace folder (default: ../shared/data/utkface)")
-    parser.add_argument("--model", default=os.path.join(ROOT, "models", "improved"), help="default: the default model")
+    parser.add_argument("--model", default=BUNDLED_MODEL, help="default: the default model")
     parser.add_argument("--compare", nargs="*", default=[],
                         help="more model folders for the accuracy stage, beside --model")
     parser.add_argument("--data", nargs="+", help="stores whose test split the accuracy stage scores, one per "

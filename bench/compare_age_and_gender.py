@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from agegender import cli
+from agegender import BUNDLED_MODELS, cli
 from agegender.labels import GENDER_NAMES, age_group
 from agegender.model import check_store_channels, expected_age
 from agegender.predict import Predictor
@@ -147,7 +147,7 @@ def main():
                         help="store(s) of the same test faces, one per channel count of the models, such as "
                              "data/utk data/utk-rgb: the package reads the first one's faces (default: data/utk)")
     parser.add_argument("--faces", default=SHARED_UTKFACE, help="UTKFace folder (default: ../shared/data/utkface)")
-    parser.add_argument("--model", nargs="+", default=[os.path.join(ROOT, "models", "joint")],
+    parser.add_argument("--model", nargs="+", default=[os.path.join(BUNDLED_MODELS, "joint")],
                         help="our model folder(s) (default: the bundled model)")
     parser.add_argument("--limit", type=int, help="score only the first N test faces")
     parser.add_argument("--json", action="store_true", help="also print one JSON object on the last line")

@@ -9,11 +9,16 @@ them, the ECE does (it is calibrated for the views only once --calibrate fits th
 """
 import argparse
 
-from agegender import cli
+from agegender import cli, evaluate
 from agegender.predict import ONE_VIEW, SIX_VIEWS, Predictor
 from agegender.scoring import answer_figures, labelled_batches, model_answers
-from ensemble import print_row
 from stores import default_store
+
+def print_row(name, figures):
+    print(f"{name}:")
+    for task, task_figures in figures.items():
+        print(f"  {task}: {evaluate.headline(task, task_figures)}")
+
 
 VIEWS = {"as it is": ONE_VIEW, "and its mirror image": {"flip_average": True, "zooms": [1.0]},
          "zoomed 1, 1.1 and 0.9, each mirrored": SIX_VIEWS}

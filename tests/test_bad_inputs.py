@@ -20,12 +20,13 @@ import cv2
 import numpy as np
 import pytest
 
+from agegender import BUNDLED_MODELS
 from conftest import ROOT, UTKFACE, copy_utkface, default_ctrl_c, run_script
 
 # Each case runs a script as a user would (TensorFlow's import alone takes seconds): end to end.
 pytestmark = pytest.mark.slow
 
-JOINT_MODEL = os.path.join(ROOT, "models", "joint")
+JOINT_MODEL = os.path.join(BUNDLED_MODELS, "joint")
 
 
 @pytest.fixture(autouse=True)
