@@ -16,6 +16,11 @@ from agegender.errors import AgeGenderError
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser, ending on a mistake in the options with the one line every error here takes."""
 
+    def convert_arg_line_to_args(self, line):
+        """A line of an options file (fromfile_prefix_chars; the training scripts' recipes in joint/recipes/):
+        its words, several options a line; none for a # comment."""
+        return [] if line.lstrip().startswith("#") else line.split()
+
     def error(self, message):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 

@@ -23,6 +23,7 @@ DESCRIPTIONS = {  # each command's --help, by the tasks it trains
 
     python joint/jointly.py --data data/utk --run runs/joint
     python joint/jointly.py --data data/utk --run runs/joint --resume   # after Ctrl-C
+    python joint/jointly.py @joint/recipes/improved.txt --data data/utk --run runs/improved --seed 1
 """,
     GENDER: """Train the gender classifier alone (the original CNN with one head).
 
@@ -40,7 +41,8 @@ DESCRIPTIONS = {  # each command's --help, by the tasks it trains
 def parse_arguments(tasks):
     """The command line's arguments, with `given` (the TrainConfig fields it sets), and the TrainConfig
     to train `tasks` with: the options given, the others TrainConfig's defaults."""
-    parser = cli.ArgumentParser(description=DESCRIPTIONS[tasks])
+    # @FILE: options from a file, as the bundled recipes are kept (joint/recipes/).
+    parser = cli.ArgumentParser(description=DESCRIPTIONS[tasks], fromfile_prefix_chars="@")
     parser.add_argument("--data", required=True, help="store written by others/wash_data.py")
     parser.add_argument("--run", required=True, help="run folder for checkpoints, model, metrics, plots, logs")
     parser.add_argument("--resume", action="store_true",

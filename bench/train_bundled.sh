@@ -16,11 +16,9 @@ PYTHON=${PYTHON:-.venv/bin/python}
 FACES=${FACES:-../shared/data/utkface}
 usage="usage: bash bench/train_bundled.sh improved|joint [joint/jointly.py options]"
 model=${1:?$usage}; shift
-recipe="--schedule cosine --rotate-and-zoom --label-smoothing 0.1 --race-head"
-teacher=out/improved-six  # the original network's: agegender/models/improved with six views of each face, made below
+teacher=out/improved-six  # the original network's (joint/recipes/joint.txt): agegender/models/improved with six views of each face, made below
 case $model in
-    improved) options="$recipe --arch improved --exact-age --input-size 96 --expected-age-loss 0.25 --edge-backgrounds --epochs 36 --patience 36" ;;
-    joint) options="$recipe --epochs 30 --patience 30 --teacher $teacher --teacher-share 0.3" ;;
+    improved|joint) options="@joint/recipes/$model.txt" ;;
     *) echo "$usage" >&2; exit 2 ;;
 esac
 RUN=${RUN:-runs/bundled-$model}

@@ -1,23 +1,40 @@
 """Training's pure parts on small tensors: soft age targets, read-outs, augmentation, task balance, LRN,
 a teacher's share of the targets, one gradient step; the views inference averages."""
 import json
+import os
+import sys
+from dataclasses import fields
 
 import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from agegender import BUNDLED_MODEL, losses, store, train_options
+from agegender import BUNDLED_MODEL, BUNDLED_MODELS, losses, store, train_cli, train_options
 from agegender.losses import EXACT_AGE_SIGMA, TaskBalance, predicted_values, soft_age_labels
 from agegender.model import ARCHITECTURES, local_response_normalization
 from agegender.predict import ONE_VIEW, Predictor
 from agegender.pipeline import EDGE_FEATHER, augment_batch, edge_backgrounds_batch, split_dataset
 from agegender.train import Trainer
 from agegender.train_options import TrainConfig
+from conftest import ROOT
 
 
 def test_the_training_options_offer_every_network_the_model_module_builds():
     assert train_options.ARCHITECTURES == tuple(ARCHITECTURES)  # --arch is declared without TensorFlow
+
+
+@pytest.mark.parametrize("recipe, given", [("improved", ["--seed", "1"]), ("joint", [])])
+def test_a_recipe_file_gives_its_bundled_model_the_options_it_was_trained_with(recipe, given, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["joint/jointly.py", f"@{ROOT}/joint/recipes/{recipe}.txt", "--data", "d",
+                                      "--run", "r", *given])
+    _, config = train_cli.parse_arguments(train_cli.JOINT)
+    with open(os.path.join(BUNDLED_MODELS, recipe, "model.json"), encoding="utf-8") as file:
+        trained = json.load(file)["train_config"]
+    shared = [field.name for field in fields(TrainConfig) if field.name in trained]
+    assert len(shared) > 15 and config.schedule == "cosine"
+    for name in shared:
+        assert getattr(config, name) == (tuple(trained[name]) if name == "tasks" else trained[name]), name
 
 
 def test_the_rules_between_options_hold_for_the_library_as_for_the_command_line():
