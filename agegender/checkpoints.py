@@ -2,6 +2,7 @@
 finished epoch, which --resume continues from."""
 import json
 import os
+import shutil
 
 from agegender.faces import COLOURS
 from agegender.quiet_tensorflow import tf
@@ -45,3 +46,11 @@ def checkpointed_epochs(run):
     """The epochs --resume would continue after: those of the last checkpoint written whole."""
     latest = tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))
     return int(latest.rsplit("-", 1)[-1]) if latest else 0
+
+
+def remove_unfinished_checkpoint(run):
+    """Remove the folder tf.train.CheckpointManager fills while it saves the epoch after the last whole
+    one (`ckpt-<epoch>_temp`, merged into the checkpoint and deleted once whole): a save that failed or
+    was killed leaves it."""
+    unfinished = os.path.join(run, "checkpoints", f"ckpt-{checkpointed_epochs(run) + 1}_temp")
+    shutil.rmtree(unfinished, ignore_errors=True)

@@ -45,12 +45,12 @@ class Trainer:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.chief = is_chief(self.strategy)
         self.global_batch = config.batch_size * self.strategy.num_replicas_in_sync
-        self.manifest = store.read_manifest(store_folder)
-        self.channels = store.face_channels(self.manifest)  # the store decides: gray or colour faces
-        self.age_edges = tuple(self.manifest["age_edges"])
+        manifest = store.read_manifest(store_folder)
+        self.channels = store.face_channels(manifest)  # the store decides: gray or colour faces
+        self.age_edges = tuple(manifest["age_edges"])
         self.tasks, self.shown_tasks = config.learned_tasks, config.shown_tasks
         self.class_names = {task: task_classes(task, self.age_edges) for task in self.tasks}
-        self.steps_per_epoch = steps_per_epoch(self.manifest, store_folder, self.global_batch)
+        self.steps_per_epoch = steps_per_epoch(manifest, store_folder, self.global_batch)
         # Training state a checkpoint carries besides the weights: plain variables, outside the
         # strategy's scope, since every worker counts the same epochs by itself.
         self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
@@ -76,7 +76,7 @@ class Trainer:
                                           epochs_without_improvement=self.epochs_without_improvement)
         self.history = []
         self.report = RunReport(run_folder, self.tasks, config.max_epochs)
-        self.description = model_description(config, self.manifest, self.shown_tasks, self.class_names, self.channels)
+        self.description = model_description(config, manifest, self.shown_tasks, self.class_names, self.channels)
 
     # -- the step ------------------------------------------------------------------------------------
 

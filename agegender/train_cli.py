@@ -176,21 +176,13 @@ def start_run(arguments, config):
                        "data_identity": manifest.get("identity"), "channels": store.face_channels(manifest)})
 
 
-def remove_unfinished_checkpoint(run, saved_epochs):
-    """Remove the folder tf.train.CheckpointManager fills while it saves the epoch after the `saved_epochs`
-    (`ckpt-<epoch>_temp`, merged into the checkpoint and deleted once whole): a save that failed or was
-    killed leaves it."""
-    unfinished = os.path.join(run, "checkpoints", f"ckpt-{saved_epochs + 1}_temp")
-    shutil.rmtree(unfinished, ignore_errors=True)
-
-
 def main(tasks=JOINT):
     """Train `tasks` as the command line says: joint/jointly.py and agegender-train train both."""
     try:
         arguments, config = parse_arguments(tasks)
         # Imported once the options are known to be good: TensorFlow's import alone takes seconds.
         from agegender import distribute, evaluate, train
-        from agegender.checkpoints import checkpointed_epochs
+        from agegender.checkpoints import checkpointed_epochs, remove_unfinished_checkpoint
         from agegender.quiet_tensorflow import tf
     except KeyboardInterrupt:
         sys.stderr.write("\ninterrupted: nothing was written\n")
@@ -216,7 +208,7 @@ def main(tasks=JOINT):
             print(f"{kind}: {strategy.num_replicas_in_sync} replicas x {config.batch_size} "
                   f"faces = {trainer.global_batch} a step", flush=True)
         if arguments.resume:
-            remove_unfinished_checkpoint(arguments.run, checkpointed_epochs(arguments.run))  # a save killed midway
+            remove_unfinished_checkpoint(arguments.run)  # a save killed midway
             if trainer.restore(arguments.run):
                 print(f"resuming {arguments.run} after epoch {int(trainer.epoch)}", flush=True)
             else:
@@ -224,7 +216,7 @@ def main(tasks=JOINT):
         with cli.CtrlC() as ctrl_c:
             metrics = trainer.fit(quiet=arguments.quiet, after_each_step=ctrl_c.check)
     except (atomic.WriteError, tf.errors.OpError) as error:  # writing the run failed: a full disk, say
-        remove_unfinished_checkpoint(arguments.run, checkpointed_epochs(arguments.run))
+        remove_unfinished_checkpoint(arguments.run)
         problem = error if isinstance(error, atomic.WriteError) else f"{arguments.run}: {tensorflow_message(error)}"
         sys.exit(f"error: {problem}; {checkpointed_epochs(arguments.run)} finished epoch(s) are saved: once "
                  "that is fixed, run the same command with --resume")
