@@ -3,12 +3,17 @@
 Tests marked `slow` run the project end to end (`pytest -m "not slow"` leaves them out). A test that
 needs the shared data skips, saying so, when it is missing; the others still run.
 """
+import functools
 import json
+import multiprocessing
 import os
+import runpy
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import traceback
 import types
 
 import pytest
@@ -52,14 +57,89 @@ def default_ctrl_c():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def run_script(script, *arguments, check=True, timeout=900, env=None):
-    """Run one of the project's scripts as a user would; returns the CompletedProcess."""
-    result = subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, arguments)],
-                            capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                            env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+# A script's run begins with TensorFlow's import, 4-5 s of CPU (three times that on a busy machine), and
+# the suite runs scripts over a hundred times. So each run is a process forked from one that has already
+# imported what the scripts import (the standard library's forkserver): a process of its own, as a user's
+# run is, with its own arguments, working folder, environment, standard streams and exit code, that
+# starts in a fraction of a second. What a fork cannot show, a process started from nothing is for: the
+# lines TensorFlow prints on import, Ctrl-C, an installed command: run_script(..., fresh_process=True), or
+# the test starts one itself.
+# (Windows has no fork: there each run starts from nothing.)
+SCRIPT_STARTER = multiprocessing.get_context("forkserver") if "forkserver" in multiprocessing.get_all_start_methods() \
+    else None
+if SCRIPT_STARTER:
+    SCRIPT_STARTER.set_forkserver_preload(["agegender.cli", "agegender.train", "agegender.predict", "agegender.scoring",
+                                           "agegender.export", "agegender.video", "agegender.wash",
+                                           "matplotlib.pyplot"])
+
+
+@functools.cache
+def plain_python_path():
+    """sys.path as `python script.py` starts with it (less the script's folder): not the test runner's."""
+    printed = subprocess.run([sys.executable, "-c", "import json, sys; print(json.dumps(sys.path[1:]))"],
+                             capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(printed.stdout)
+
+
+def _run_as_main(script, arguments, folder, environment, python_path, stdout, stderr):
+    """In the forked process: what `python script arguments` does, from `folder`, into the two files."""
+    os.chdir(folder)
+    os.environ.clear()
+    os.environ.update(environment)
+    sys.path[:] = [os.path.dirname(script), *python_path]
+    sys.argv = [script, *arguments]
+    for descriptor, path, flags in ((0, os.devnull, os.O_RDONLY), (1, stdout, os.O_WRONLY), (2, stderr, os.O_WRONLY)):
+        os.dup2(os.open(path, flags), descriptor)
+    sys.stdin, sys.stdout, sys.stderr = (open(descriptor, mode, closefd=False) for descriptor, mode in
+                                         ((0, "r"), (1, "w"), (2, "w")))
+    try:
+        runpy.run_path(script, run_name="__main__")
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+        if not (code is None or isinstance(code, int)):  # sys.exit("error: ..."), as the interpreter ends on it
+            print(code, file=sys.stderr)
+            code = 1
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
+
+
+def run_script(script, *arguments, check=True, timeout=900, env=None, cwd=ROOT, fresh_process=False):
+    """Run one of the project's scripts as a user would (from `cwd`, with os.environ and `env`), in a
+    forked process or, with `fresh_process`, one started from nothing; returns a CompletedProcess with
+    its exit status and what it printed."""
+    arguments = [str(argument) for argument in arguments]
+    if fresh_process or SCRIPT_STARTER is None:
+        result = subprocess.run([sys.executable, os.path.join(ROOT, script), *arguments], capture_output=True,
+                                text=True, timeout=timeout, cwd=cwd, env={**os.environ, **(env or {})},
+                                stdin=subprocess.DEVNULL)
+    else:
+        result = run_forked(script, arguments, timeout, env, cwd)
     if check and result.returncode != 0:
         raise AssertionError(f"{script} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def run_forked(script, arguments, timeout, env, cwd):
+    with tempfile.TemporaryDirectory() as streams:
+        stdout, stderr = (os.path.join(streams, name) for name in ("stdout", "stderr"))
+        for path in (stdout, stderr):
+            open(path, "w").close()
+        process = SCRIPT_STARTER.Process(target=_run_as_main, args=(
+            os.path.join(ROOT, script), arguments, str(cwd), {**os.environ, **(env or {})}, plain_python_path(),
+            stdout, stderr))
+        process.start()
+        process.join(timeout)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+            raise subprocess.TimeoutExpired([script, *arguments], timeout)
+        with open(stdout, encoding="utf-8") as out, open(stderr, encoding="utf-8") as err:
+            return subprocess.CompletedProcess([script, *arguments], process.exitcode, out.read(), err.read())
 
 
 def built_once(tmp_path_factory, name, build):

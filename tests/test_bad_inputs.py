@@ -644,19 +644,13 @@ def error_line(result):
     return lines[0]
 
 
-def run_case(arguments, here):
-    """Run a script in the folder `here` (relative paths land there), as a user would."""
-    return subprocess.run([sys.executable, os.path.join(ROOT, arguments[0]), *map(str, arguments[1:])],
-                          capture_output=True, text=True, timeout=300, cwd=here, stdin=subprocess.DEVNULL)
-
-
 @pytest.mark.parametrize("code, problem, case", CASES)
 def test_a_bad_input_gets_one_line_and_changes_nothing(code, problem, case, assets, tmp_path):
     here = tmp_path / "here"
     here.mkdir()
     arguments, named = case(here, assets)
     before = snapshot(here)
-    result = run_case(arguments, here)
+    result = run_script(*arguments, check=False, timeout=300, cwd=here)  # relative paths land in `here`
     line = error_line(result)
     assert result.returncode == code, result.stderr
     assert str(named) in line and problem in line, line
@@ -1017,7 +1011,7 @@ def test_a_read_only_place_for_a_run_gets_one_line(tmp_path, assets):
 # -- TensorFlow's start-up lines --------------------------------------------------------------------------
 
 def test_a_newcomers_first_screen_shows_only_our_lines(tmp_path):
-    result = run_script("detect.py", "--out", tmp_path)
+    result = run_script("detect.py", "--out", tmp_path, fresh_process=True)
     assert result.stderr == ""
     assert "1 face(s)" in result.stdout
 
@@ -1030,16 +1024,16 @@ def test_tensorflows_own_lines_come_back_with_its_usual_variable():
 
 
 def test_the_results_table_explains_its_options_and_refuses_a_missing_source_before_printing(tmp_path):
-    usage = run_case(["bench/results_table.py", "--help"], tmp_path)
+    usage = run_script("bench/results_table.py", "--help", check=False, cwd=tmp_path)
     assert usage.returncode == 0 and usage.stdout.startswith("usage: results_table.py"), usage.stderr
     with open(os.path.join(JOINT_MODEL, "metrics.json"), encoding="utf-8") as file:
         metrics = json.load(file)
     epochs = f"{metrics['best_epoch']} / {len(metrics['history'])}"
     gender_accuracy = metrics["test"]["gender"]["accuracy"]
-    table = run_case(["bench/results_table.py", JOINT_MODEL], tmp_path)
+    table = run_script("bench/results_table.py", JOINT_MODEL, check=False, cwd=tmp_path)
     assert table.returncode == 0, table.stderr
     assert f"| `{JOINT_MODEL}` | original: gender, age_group | {epochs} | {gender_accuracy:.4f} (" in table.stdout
-    refused = run_case(["bench/results_table.py", JOINT_MODEL, "missing-run"], tmp_path)
+    refused = run_script("bench/results_table.py", JOINT_MODEL, "missing-run", check=False, cwd=tmp_path)
     assert (refused.returncode, refused.stdout) == (1, ""), refused.stdout  # no table begun
     assert error_line(refused) == "error: missing-run/metrics.json: No such file or directory"
 
@@ -1054,15 +1048,15 @@ def test_the_ablation_table_takes_the_best_epoch_and_the_last_five_and_refuses_a
                for epoch, score in enumerate(scores, start=1)]
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "metrics.json").write_text(json.dumps({"history": history, "best_epoch": 3}))
-    table = run_case(["bench/ablation_table.py", "run"], tmp_path)
+    table = run_script("bench/ablation_table.py", "run", check=False, cwd=tmp_path)
     assert table.returncode == 0, table.stderr
     assert table.stdout.splitlines()[2] == (
         "| `run` | 3 / 7 | 0.9030, 0.7000, 5.30, 0.6000 | 0.8000 | 0.9050, 0.7000, 5.50, 0.6000; 0.7400 | 7.0 | 400 |")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "metrics.json").write_text("{}")
-    refused = run_case(["bench/ablation_table.py", "run", "broken"], tmp_path)
+    refused = run_script("bench/ablation_table.py", "run", "broken", check=False, cwd=tmp_path)
     assert (refused.returncode, refused.stdout) == (1, ""), refused.stdout  # no table begun
     assert error_line(refused) == "error: broken/metrics.json: not the metrics.json of a training run (no epochs in it)"
     # The original architecture learns no exact age: its cells say so.
-    joint = run_case(["bench/ablation_table.py", JOINT_MODEL], tmp_path)
+    joint = run_script("bench/ablation_table.py", JOINT_MODEL, check=False, cwd=tmp_path)
     assert joint.returncode == 0 and ", -, - | " in joint.stdout.splitlines()[2], joint.stderr
