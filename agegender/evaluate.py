@@ -137,8 +137,9 @@ INTERVAL_LOG_TEMPERATURES = np.linspace(*LOG_TEMPERATURE_RANGE, 601)
 def fit_interval_temperature(probabilities, truth_years):
     """The smallest T (of INTERVAL_LOG_TEMPERATURES) whose age intervals hold AGE_INTERVAL_COVERAGE of
     these faces' true ages, or where none does the T whose intervals hold most. Fitted on coverage, not
-    likelihood, since the interval is what is shown. Only the interval reads it: the expected age (the
-    age shown) stays as the head gives it."""
+    likelihood, since the interval is what is shown: on models/improved's valid split the likeliest T
+    (fit_temperature: 0.89) left intervals holding 84% of the ages. Only the interval reads it: the
+    expected age (the age shown) stays as the head gives it."""
     logits = log_probabilities(probabilities)
     coverages = []
     for log_temperature in INTERVAL_LOG_TEMPERATURES:

@@ -116,15 +116,17 @@ def calibrate(model_folder, data, flip_average, zooms=(1.0,)):
                   "store helps", file=sys.stderr)
         if abs(np.log(factor)) > evaluate.TEMPERATURE_PRECISION:
             temperatures[task] *= factor
+    fitted = list(heads)
     if "exact_age" in probabilities:
         temperatures[AGE_INTERVAL] = fit_age_interval(model_folder, probabilities["exact_age"], face_labels["age"])
+        fitted.append(AGE_INTERVAL)
     views = {"flip_average": predictor.model.flip_average, "zooms": list(predictor.model.zooms)}
     as_saved = {"flip_average": model.flip_average, "zooms": list(model.zooms)}
     calibrated = {**description, **{key: value for key, value in views.items() if value != as_saved[key]},
                   "temperatures": temperatures}
     if calibrated != description:
         atomic.write_json(os.path.join(model_folder, MODEL_JSON), calibrated)
-    return {key: temperatures[key] for key in [*heads, AGE_INTERVAL] if key in temperatures}
+    return {key: temperatures[key] for key in fitted}
 
 
 def fit_age_interval(model_folder, probabilities, truth_years):
