@@ -6,10 +6,10 @@ installed as agegender-test.
     python joint/test_model.py --image photo.jpg               # the faces in one image
     python joint/test_model.py --data data/utk --model runs/x/model --calibrate   # fit temperatures first
 
-Reports accuracy, balanced accuracy, one-off accuracy for age groups (MAE and CS(5) for a model with an
-exact-age head), the expected calibration error of each head, confusion matrices (PNG), and accuracy
-per gender, age group and race (and race among faces 18 and over), so differences between groups of
-people are visible.
+Reports accuracy, balanced accuracy, one-off accuracy for age groups (for a model with an exact-age head:
+MAE, CS(5), and the share of true ages its 80% age intervals hold, which --calibrate fits), the expected
+calibration error of each head, confusion matrices (PNG), and accuracy per gender, age group and race
+(and race among faces 18 and over), so differences between groups of people are visible.
 """
 import argparse
 import os
@@ -64,7 +64,7 @@ def test_model():
     if arguments.calibrate:
         temperatures = calibrate(arguments.model, arguments.data, arguments.flip_average, arguments.zooms or [1.0])
         print("temperatures fitted on the valid split: " + ", ".join(
-            f"{task} {value:.3f}" for task, value in temperatures.items() if task != "exact_age"))
+            f"{key} {value:.3f}" for key, value in temperatures.items()))
     predictor = Predictor(arguments.model)
     if arguments.image:
         results, figures = label_image_file(predictor, arguments.image, arguments.out)

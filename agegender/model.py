@@ -49,6 +49,18 @@ def expected_age(probabilities):
     return probabilities @ np.arange(EXACT_AGES, dtype=np.float32)
 
 
+# model.json's temperatures["age_interval"]: the exact-age head's distribution is made sharper or flatter
+# by it for the age interval alone (evaluate.age_interval), fitted so that the intervals hold 80% of the
+# valid split's ages (scoring.calibrate). The head's own temperature, which the expected age (the age
+# shown) reads, stays apart from it.
+AGE_INTERVAL = "age_interval"
+
+
+def age_interval_temperature(description):
+    """The age interval's temperature in a model.json: 1, the head's distribution as it is, until fitted."""
+    return description.get("temperatures", {}).get(AGE_INTERVAL, 1.0)
+
+
 def zoomed(images, zoom):
     """Float faces [n,128,128,c] seen closer (zoom > 1: their centre 1/zoom, cropped) or from further away
     (zoom < 1: inside a reflected border of the faces' own edge), at a side of about 128 / zoom pixels."""
@@ -396,7 +408,8 @@ def check_description(description, json_path, weights=None):
     the right type and range, a known architecture, known tasks, and for every head the class names its
     output count and age edges give (inference labels faces with these names), a temperature that is a
     finite number above 0 (a negative one inverts every answer, 0 divides by zero), and an input size the
-    network was trained at. Every error names the file and the field."""
+    network was trained at. The age interval's temperature (AGE_INTERVAL) is held to the same rule. Every
+    error names the file and the field."""
     def refuse(problem):
         raise ModelError(f"{json_path}: {problem}; copy model.json again from the run that trained it")
 

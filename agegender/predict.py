@@ -13,8 +13,9 @@ import numpy as np
 from agegender import BUNDLED_MODEL, ENGINES, atomic
 from agegender.faces import (DEFAULT_DETECTOR, DETECTION_MAX_SIDE, ImageError, crop_square, face_shape,
                              make_detector, read_image, to_channels)
+from agegender.evaluate import AGE_INTERVAL_COVERAGE, age_interval
 from agegender.export import in_memory_tflite_runner, model_runner
-from agegender.model import expected_age, load_model
+from agegender.model import age_interval_temperature, expected_age, load_model
 
 RUNNERS = {"tensorflow": model_runner, "tflite": in_memory_tflite_runner}  # by engine: model -> faces -> probabilities
 # Real time looks at each face once, whatever views of it (mirror image, zooms) a model averages for
@@ -33,17 +34,21 @@ class FaceResult:
     probabilities: dict = field(default_factory=dict)     # task -> probability of that class
     distributions: dict = field(default_factory=dict)     # task -> {class name: probability}
     years: float = None                                   # exact age, from a model with that head
+    age_interval: tuple = None                            # (low, high) years, both included: the head's central 80%
     angle: float = 0.0                                    # the eye line's tilt in degrees, where found
 
     def caption(self):
         parts = [f"{self.labels[task]} {self.probabilities[task]:.0%}" for task in self.labels]
-        return ", ".join(parts + ([f"age {self.years:.0f}"] if self.years is not None else []))
+        if self.years is not None:
+            parts.append(f"age {self.years:.0f} ({self.age_interval[0]}-{self.age_interval[1]})")
+        return ", ".join(parts)
 
     def to_json(self):
+        exact_age = {"years": round(self.years, 1), "age_interval": list(self.age_interval),
+                     "age_interval_coverage": AGE_INTERVAL_COVERAGE} if self.years is not None else {}
         return {"box": [int(v) for v in self.box], "labels": self.labels,
                 "probabilities": {task: round(p, 4) for task, p in self.probabilities.items()},
-                "distributions": self.distributions, "angle": round(float(self.angle), 1),
-                **({"years": round(self.years, 1)} if self.years is not None else {})}
+                "distributions": self.distributions, "angle": round(float(self.angle), 1), **exact_age}
 
 
 class Predictor:
@@ -78,11 +83,14 @@ class Predictor:
 
     def results(self, boxes, angles, probabilities):
         results = []
+        if "exact_age" in probabilities:
+            lows, highs = age_interval(probabilities["exact_age"], age_interval_temperature(self.description))
         for i, box in enumerate(boxes):
             result = FaceResult(tuple(int(v) for v in box), angle=float(angles[i]))
             for task, values in probabilities.items():
                 if task == "exact_age":
                     result.years = float(expected_age(values[i]))
+                    result.age_interval = (int(lows[i]), int(highs[i]))
                     continue
                 names = self.description["classes"][task]
                 best = int(np.argmax(values[i]))

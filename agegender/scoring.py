@@ -7,7 +7,8 @@ import sys
 import numpy as np
 
 from agegender import atomic, evaluate, labels, pipeline, plots, sources, store, wash
-from agegender.model import MODEL_JSON, TASK_LABEL, check_store_channels, expected_age, load_model
+from agegender.model import (AGE_INTERVAL, MODEL_JSON, TASK_LABEL, age_interval_temperature, check_store_channels,
+                             expected_age, load_model)
 from agegender.predict import Predictor
 from agegender.progress import Progress
 
@@ -81,11 +82,16 @@ def calibrate(model_folder, data, flip_average, zooms=(1.0,)):
     views of each face to average (flip_average, zooms), in the model's model.json, written once at
     the end. The log-probabilities are the logits up to a constant per face, so the new temperature
     multiplies the one the model already has; a factor the fit cannot tell from 1 leaves it as it is, so
-    a model calibrated on this split already keeps its model.json unchanged.
+    a model calibrated on this split already keeps its model.json unchanged. An exact-age head's age
+    interval gets its own temperature (AGE_INTERVAL: evaluate.fit_interval_temperature), fitted afresh
+    on the distribution these views give; the head's own temperature, and so the expected age, stays.
+    Nothing else in model.json changes: other temperatures there stay, and the views are written only
+    where they are not the model's already.
 
-    Returns the temperatures, with a warning on stderr for each head whose fit stopped at an end of its
-    search range (evaluate.at_range_end); StoreError, with nothing written, when the valid split holds
-    fewer than MIN_CALIBRATION_FACES faces of some class."""
+    Returns the temperatures it fitted, with a warning on stderr for each fit that stopped at an end of
+    its search range (evaluate.at_range_end) or, for the age interval, fell short of its coverage;
+    StoreError, with nothing written, when the valid split holds fewer than MIN_CALIBRATION_FACES faces
+    of some class."""
     model, description = load_model(model_folder)
     check_store_channels(model.channels, data, model_folder)
     predictor = Predictor(model_folder, flip_average=flip_average, zooms=list(zooms))
@@ -98,10 +104,10 @@ def calibrate(model_folder, data, flip_average, zooms=(1.0,)):
             raise store.StoreError(f"{data}: the valid split holds {counts.min()} {task} face(s) of {name}, fewer "
                                    f"than the {MIN_CALIBRATION_FACES} of each class a temperature fit needs; "
                                    "calibrate on a larger store (nothing was written)")
-    temperatures = dict(predictor.model.temperatures)
+    temperatures = {**description.get("temperatures", {}), **predictor.model.temperatures}
     low, high = np.exp(evaluate.LOG_TEMPERATURE_RANGE)
     for task in heads:
-        factor = evaluate.fit_temperature(np.log(np.maximum(probabilities[task], 1e-30)),
+        factor = evaluate.fit_temperature(evaluate.log_probabilities(probabilities[task]),
                                           face_labels[TASK_LABEL[task]])
         if evaluate.at_range_end(factor):
             print(f"warning: {model_folder}: the {task} temperature's fit stopped at an end of its search range "
@@ -110,20 +116,46 @@ def calibrate(model_folder, data, flip_average, zooms=(1.0,)):
                   "store helps", file=sys.stderr)
         if abs(np.log(factor)) > evaluate.TEMPERATURE_PRECISION:
             temperatures[task] *= factor
-    calibrated = {**predictor.description, "temperatures": temperatures}
+    fitted = list(heads)
+    if "exact_age" in probabilities:
+        temperatures[AGE_INTERVAL] = fit_age_interval(model_folder, probabilities["exact_age"], face_labels["age"])
+        fitted.append(AGE_INTERVAL)
+    views = {"flip_average": predictor.model.flip_average, "zooms": list(predictor.model.zooms)}
+    as_saved = {"flip_average": model.flip_average, "zooms": list(model.zooms)}
+    calibrated = {**description, **{key: value for key, value in views.items() if value != as_saved[key]},
+                  "temperatures": temperatures}
     if calibrated != description:
         atomic.write_json(os.path.join(model_folder, MODEL_JSON), calibrated)
-    return temperatures
+    return {key: temperatures[key] for key in fitted}
+
+
+def fit_age_interval(model_folder, probabilities, truth_years):
+    """The age interval's temperature for the exact-age head's answers to the valid split (their
+    probabilities, the true years), with a warning on stderr when no temperature of the search range
+    gives the nominal coverage, or the fit stopped at an end of that range."""
+    temperature = evaluate.fit_interval_temperature(probabilities, truth_years)
+    coverage = evaluate.interval_coverage(truth_years, *evaluate.age_interval(probabilities, temperature))
+    if coverage < evaluate.AGE_INTERVAL_COVERAGE or evaluate.at_range_end(temperature):
+        low, high = np.exp(evaluate.LOG_TEMPERATURE_RANGE)
+        print(f"warning: {model_folder}: the age interval's temperature stopped at {temperature:.3f} (its search "
+              f"range: {low:.2f} to {high:.1f}), where the intervals hold {coverage:.1%} of the valid split's "
+              f"ages, not {evaluate.AGE_INTERVAL_COVERAGE:.0%}: the exact-age head is too far off for a "
+              "temperature to mend (a longer run, or a larger store, helps)", file=sys.stderr)
+    return temperature
 
 
 def answer_figures(description, probabilities, face_labels):
     """evaluate.report's figures for a model's answers (model_answers) to labelled faces: the most
-    probable class per head, the expected age from the exact-age head."""
+    probable class per head, the expected age from the exact-age head, and its age interval's coverage."""
     predicted = {task: expected_age(values) if task == "exact_age" else np.argmax(values, axis=1)
                  for task, values in probabilities.items()}
     truth = {task: face_labels[TASK_LABEL[task]] for task in description["classes"]}
-    return evaluate.report(description["classes"], truth, predicted, face_labels, description["age_edges"],
-                           probabilities)
+    figures = evaluate.report(description["classes"], truth, predicted, face_labels, description["age_edges"],
+                              probabilities)
+    if "exact_age" in probabilities:
+        intervals = evaluate.age_interval(probabilities["exact_age"], age_interval_temperature(description))
+        figures["exact_age"]["age_interval"] = evaluate.interval_figures(face_labels["age"], *intervals)
+    return figures
 
 
 def evaluate_model(predictor, batches, out):

@@ -598,6 +598,9 @@ CASES = [
                  id="model.json temperature a list"),
     pytest.param(1, "temperatures['gender'] -0.7, not a finite number above 0",
                  damaged_model(gender_temperature(-0.7), "detect.py"), id="detect model.json temperature negative"),
+    pytest.param(1, "temperatures['age_interval'] -0.7, not a finite number above 0", damaged_model(model_json(
+        lambda description: description["temperatures"].update(age_interval=-0.7))),
+                 id="model.json age interval temperature negative"),
     pytest.param(1, "classes [['male', 'female'], ['0-29', '30-45', '46-59', '60+']], not a mapping of task",
                  damaged_model(model_json(lambda description: description.update(
                      classes=list(description["classes"].values())))), id="model.json classes a list"),

@@ -5,10 +5,11 @@ import re
 import shutil
 
 import cv2
+import matplotlib.cbook
 import numpy as np
 import pytest
 
-from agegender import BUNDLED_MODEL, ENGINES, REALTIME_ENGINE, store
+from agegender import BUNDLED_MODEL, BUNDLED_MODELS, ENGINES, REALTIME_ENGINE, store
 from agegender.faces import HaarDetector, chip_box, crop_square, read_image
 from agegender.predict import RUNNERS, SIX_VIEWS, Predictor
 from conftest import UTKFACE, copy_utkface, run_script, utkface_names
@@ -42,14 +43,38 @@ def test_detect_with_no_argument_labels_the_sample_portrait_with_the_bundled_mod
     (face,) = report[0]["faces"]
     x, y, w, h = face["box"]
     assert 100 < w < 300 and abs(w - h) < 5
-    # Grace Hopper, photographed in 1984 at 77: the bundled model must say so.
+    # Grace Hopper, photographed in 1984 at 77: the bundled model must say so, with an age interval.
     assert face["labels"] == {"gender": "female", "age_group": "60+"}
+    low, high = face["age_interval"]
+    assert 60 <= low <= face["years"] <= high <= 100 and face["age_interval_coverage"] == 0.8
     for task, distribution in face["distributions"].items():
         assert abs(sum(distribution.values()) - 1) < 1e-3
         assert face["probabilities"][task] == max(distribution.values())
     annotated = cv2.imread(report[0]["annotated"])
     original = cv2.imread(report[0]["image"])
     assert annotated.shape == original.shape and np.abs(annotated.astype(int) - original).max() > 100
+
+
+def test_an_exact_age_comes_with_its_interval_from_either_engine_and_a_model_without_the_head_gives_none(tmp_path):
+    portrait = read_image(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    (face,) = Predictor(BUNDLED_MODEL, detector="haar")(portrait)
+    low, high = face.age_interval
+    assert low < face.years < high and face.caption().endswith(f", age {face.years:.0f} ({low}-{high})")
+    assert face.to_json()["age_interval"] == [low, high] and face.to_json()["age_interval_coverage"] == 0.8
+    (lite,) = Predictor(BUNDLED_MODEL, detector="haar", engine=REALTIME_ENGINE)(portrait)  # real time's engine
+    assert lite.age_interval == face.age_interval and f", age {lite.years:.0f} ({low}-{high})" in lite.caption()
+    # A sharper interval's temperature narrows the interval and leaves every answer as it was.
+    sharper = shutil.copytree(BUNDLED_MODEL, tmp_path / "sharper")
+    description = json.loads((sharper / "model.json").read_text())
+    description["temperatures"]["age_interval"] /= 2
+    (sharper / "model.json").write_text(json.dumps(description))
+    (narrowed,) = Predictor(str(sharper), detector="haar")(portrait)
+    assert (narrowed.years, narrowed.distributions) == (face.years, face.distributions)
+    assert low < narrowed.age_interval[0] <= narrowed.age_interval[1] < high
+    # The course's network has no exact-age head: no age in years, and no interval.
+    (course,) = Predictor(os.path.join(BUNDLED_MODELS, "joint"), detector="haar")(portrait)
+    assert course.labels and course.years is None and course.age_interval is None
+    assert "age " not in course.caption() and not {"years", "age_interval"} & set(course.to_json())
 
 
 def test_detect_without_model_on_a_folder_with_a_faceless_and_a_corrupt_image(tmp_path):
@@ -128,6 +153,7 @@ def test_evaluate_a_store_a_raw_folder_and_an_image(model, utk_store, tmp_path):
         assert (tmp_path / "png" / f"confusion_{task}.png").is_file()
     assert figures["age_group"]["one_off_accuracy"] >= figures["age_group"]["accuracy"]
     assert "by race: White" in result.stdout
+    assert "exact_age" not in figures and "interval" not in result.stdout  # no exact-age head, no interval
     # The figures match the training run's own test figures: same faces, same model.
     with open(os.path.join(os.path.dirname(model), "metrics.json")) as file:
         trained = json.load(file)["test"]

@@ -105,7 +105,7 @@ def test_the_readme_example_of_using_the_package_from_ones_own_code_runs(tmp_pat
     result = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True,
                             timeout=300, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
-    assert re.fullmatch(r"\(\d+, \d+, \d+, \d+\) female \d+%, 60\+ \d+%, age \d+ \{.*\}\n", result.stdout), result.stdout
+    assert re.fullmatch(r"\(\d+, \d+, \d+, \d+\) female \d+%, 60\+ \d+%, age \d+ \(\d+-\d+\) \{.*\}\n", result.stdout), result.stdout
 
 
 def test_the_bundled_models_are_found_in_the_package():

@@ -70,3 +70,67 @@ def test_report_has_every_task_and_breakdowns_by_gender_age_group_and_race():
     assert evaluate.headline("exact_age", figures["exact_age"]).startswith("MAE 3.00 years, CS(5) 0.7500")
     matrix, classes = evaluate.confusion_of(figures["exact_age"])  # years are drawn as their groups
     assert classes == names["age_group"] and np.sum(matrix) == 4
+
+
+def distributions(*rows):
+    """Exact-age distributions [n, 101] from rows of {year: weight}, each normalised."""
+    probabilities = np.zeros((len(rows), 101))
+    for row, weights in zip(probabilities, rows):
+        for year, weight in weights.items():
+            row[year] = weight
+    return probabilities / probabilities.sum(axis=1, keepdims=True)
+
+
+def normal(centre, sd):
+    years = np.arange(101)
+    return dict(zip(years, np.exp(-0.5 * ((years - centre) / sd) ** 2)))
+
+
+def test_the_age_interval_cuts_at_most_a_tenth_of_the_distribution_at_each_end():
+    low, high = evaluate.age_interval(distributions({34: 1}, {0: 1}, {100: 1}, dict.fromkeys(range(20, 30), 1)))
+    # A point mass is its own interval, at the ends of the years too; of ten equal years 20..29, the
+    # first and the last are a tenth each: cut, leaving exactly 80%.
+    assert list(zip(low, high)) == [(34, 34), (0, 0), (100, 100), (21, 28)]
+    # 15% on 10, 85% on 90: neither is a tail of at most a tenth, so both stay.
+    assert [int(year) for year in np.ravel(evaluate.age_interval(distributions({10: 0.15, 90: 0.85})))] == [10, 90]
+    assert evaluate.interval_coverage([34, 1, 100, 20, 21, 28, 29], [34, 0, 100, 21, 21, 21, 21],
+                                      [34, 0, 100, 28, 28, 28, 28]) == 4 / 7  # 1 outside (0, 0), 20 and 29 outside
+    figures = evaluate.interval_figures([30, 50], np.array([28, 40]), np.array([41, 44]))
+    assert figures == {"coverage": 0.5, "nominal_coverage": 0.8, "mean_width_years": 8.5}
+    exact = {**evaluate.age_estimation_metrics([30, 50], [31, 45], (30, 46, 60)), "age_interval": figures}
+    assert evaluate.headline("exact_age", exact).endswith(
+        ", 80% age interval holds 50.0% of true ages (mean width 8.5 years)")
+
+
+def test_a_temperature_sharpens_or_flattens_the_distribution_the_interval_is_read_from():
+    wide = distributions(normal(40, 6))
+    # normal(40, 6) ** (1 / 0.25) is normal(40, 3): a quarter of the temperature halves its spread.
+    assert evaluate.age_interval(wide, 0.25) == evaluate.age_interval(distributions(normal(40, 3)))
+    (low, high), (sharp_low, sharp_high), (flat_low, flat_high) = (
+        (int(a[0]), int(b[0])) for a, b in (evaluate.age_interval(wide, t) for t in (1.0, 0.25, 4.0)))
+    assert (low, high) == (32, 48)  # years 0..31 hold 7.8% of it, with 32 10.6%: 32 stays (so does 48)
+    assert low < sharp_low <= 40 <= sharp_high < high and flat_low < low and high < flat_high
+
+
+def test_the_interval_temperature_fit_reaches_the_nominal_coverage_of_true_ages():
+    """Faces whose true ages spread twice as far around the head's best guess as the head says (2 to 4
+    years): its intervals hold far fewer than 80% of them, until the fitted temperature (about 4, which
+    doubles the head's spread) widens them; on other faces drawn alike they then hold 80% too."""
+    generator = np.random.default_rng(0)
+
+    def faces(count):
+        centres, spreads = generator.uniform(15, 85, count), generator.uniform(2, 4, count)
+        truth = np.rint(centres + generator.normal(0, 2 * spreads)).astype(int)
+        return distributions(*(normal(centre, spread) for centre, spread in zip(centres, spreads))), truth
+
+    probabilities, truth = faces(1000)
+    assert evaluate.interval_coverage(truth, *evaluate.age_interval(probabilities)) < 0.6
+    temperature = evaluate.fit_interval_temperature(probabilities, truth)
+    assert 3.2 < temperature < 5
+    assert 0.8 <= evaluate.interval_coverage(truth, *evaluate.age_interval(probabilities, temperature)) < 0.81
+    # The smallest temperature that does: one grid step lower falls short.
+    step = np.exp(evaluate.INTERVAL_LOG_TEMPERATURES[1] - evaluate.INTERVAL_LOG_TEMPERATURES[0])
+    assert evaluate.interval_coverage(truth, *evaluate.age_interval(probabilities, temperature / step)) < 0.8
+    fresh_probabilities, fresh_truth = faces(1000)
+    coverage = evaluate.interval_coverage(fresh_truth, *evaluate.age_interval(fresh_probabilities, temperature))
+    assert abs(coverage - 0.8) < 0.03, coverage

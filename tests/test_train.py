@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from agegender import store
+from agegender import evaluate, store
 from agegender.model import load_model
+from agegender.predict import Predictor
 from agegender.train import Trainer
 from agegender.train_options import TrainConfig
 from conftest import QUICK_TRAINING, ROOT, default_ctrl_c, run_script
@@ -147,6 +148,15 @@ def test_improved_architecture_learns_exact_ages_and_exports(utk_store, tmp_path
                             "--out", tmp_path / "evaluation")
     evaluated_mae = float(re.search(r"exact_age: MAE ([0-9.]+) years", evaluation.stdout).group(1))
     assert abs(evaluated_mae - exact["mae"]) < 0.011  # the saved model gives the run's figures
+    # The run's calibration fitted the age interval's temperature on the valid split: the smallest whose
+    # intervals hold 80% of its ages; test_model.py gives the coverage on the test split the run reported.
+    temperature = description["temperatures"]["age_interval"]
+    valid_faces, valid_labels = store.load_split(utk_store, "valid")
+    answers = Predictor(str(run / "model")).classify(valid_faces)["exact_age"]
+    assert evaluate.interval_coverage(valid_labels["age"], *evaluate.age_interval(answers, temperature)) >= 0.8
+    assert "age interval" not in result.stderr  # no warning: the fit found it
+    coverage = float(re.search(r", 80% age interval holds ([0-9.]+)% of true ages", evaluation.stdout).group(1))
+    assert abs(coverage / 100 - exact["age_interval"]["coverage"]) < 0.0006 and 0 < coverage < 100
 
     export = run_script("joint/export.py", "--model", run / "model", "--data", utk_store, "--out", tmp_path / "export",
                         "--no-int8")
