@@ -169,6 +169,19 @@ def utk_store(tmp_path_factory):
     return built_once(tmp_path_factory, "utk", wash)[0] / "store"
 
 
+@pytest.fixture(scope="session")
+def small_stores(tmp_path_factory):
+    """400 real faces washed twice in this process, gray and in colour (a second or two): for the tests that
+    need real faces as a store holds them, but no training on them."""
+    from agegender import sources, wash
+    folder = tmp_path_factory.mktemp("small")
+    copy_utkface(folder / "raw", 400)
+    for name, color in (("gray", False), ("rgb", True)):
+        wash.wash([("utkface", str(folder / "raw"), sources.read_utkface(str(folder / "raw")))], folder / name,
+                  wash.WashOptions(workers=1, color=color), quiet=True)
+    return folder
+
+
 # Options that make a few epochs on a couple of thousand faces learn visibly (the defaults are for
 # the full set): more, smaller steps with Adam.
 QUICK_TRAINING = ("--batch-size", "64", "--optimizer", "adam", "--learning-rate", "0.001", "--quiet")

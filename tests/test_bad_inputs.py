@@ -22,6 +22,7 @@ import pytest
 
 from agegender import BUNDLED_MODELS
 from conftest import ROOT, UTKFACE, copy_utkface, default_ctrl_c, run_script
+from video_of_faces import make_face_video
 
 # Each case runs a script as a user would (TensorFlow's import alone takes seconds): end to end.
 pytestmark = pytest.mark.slow
@@ -42,21 +43,9 @@ def assets(tmp_path_factory):
     raw = folder / "raw"
     copy_utkface(raw, 300)
     run_script("others/wash_data.py", "--dataset", "utkface", "--src", raw, "--out", folder / "store", "--quiet")
-    return Namespace(folder=folder, raw=raw, store=folder / "store", video=write_face_video(folder / "faces.mp4"),
+    return Namespace(folder=folder, raw=raw, store=folder / "store", video=make_face_video(
+                         str(folder / "faces.mp4"), [os.path.join(UTKFACE, sorted(os.listdir(UTKFACE))[5000])]),
                      run=start_run(folder / "run", folder / "store"))
-
-
-def write_face_video(path, frames=90):
-    """A 640x480 video, 3 s at 30 fps, of a real UTKFace face drifting across a plain background."""
-    face = cv2.imread(os.path.join(UTKFACE, sorted(os.listdir(UTKFACE))[5000]))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
-    for frame_number in range(frames):
-        frame = np.full((480, 640, 3), 90, np.uint8)
-        x = 100 + 2 * frame_number
-        frame[140:340, x:x + 200] = face
-        writer.write(frame)
-    writer.release()
-    return path
 
 
 def start_run(run, data):

@@ -31,6 +31,7 @@ def scene_with_face(chip, angle, side=180):
     return np.clip(scene, 0, 255).astype(np.uint8)
 
 
+@pytest.mark.slow  # a detector network on real scenes: seconds
 @pytest.mark.parametrize("name", list(DETECTORS))
 def test_each_detector_frames_real_faces_where_the_chip_lies(name):
     """The region cropped around a detector's box is the pasted chip: same centre, same size (its own
@@ -49,6 +50,7 @@ def test_each_detector_frames_real_faces_where_the_chip_lies(name):
     assert np.median(side_errors) < 0.11 and np.median(centre_errors) < 0.07, (side_errors, centre_errors)
 
 
+@pytest.mark.slow  # a detector network on real scenes: seconds
 @pytest.mark.parametrize("name", ["mtcnn", "blazeface"])
 def test_detectors_that_find_the_eyes_level_a_tilted_face(name):
     """A face turned by 12 degrees either way is found with its eye line at the opposite angle, and the
@@ -73,6 +75,7 @@ def test_detectors_that_find_the_eyes_level_a_tilted_face(name):
         assert np.median(levelled) > np.median(as_lying) + 0.05, (levelled, as_lying)
 
 
+@pytest.mark.slow  # a detector network on real scenes: seconds
 def test_mtcnn_aligns_real_tilted_faces_onto_the_chips_landmarks():
     """Real faces pasted at 180 px, turned by 12 degrees either way: the region MTCNN's landmarks frame,
     cropped as inference crops it, puts the chip's own points (where its landmarks lie) within 3
@@ -98,6 +101,7 @@ def test_mtcnn_aligns_real_tilted_faces_onto_the_chips_landmarks():
         assert np.median(errors) < 3 and abs(np.median(turns) + angle) < 2, (errors, turns)
 
 
+@pytest.mark.slow  # a detector network on real scenes: seconds
 def test_mtcnn_frames_a_face_whose_landmarks_coincide_from_its_box(monkeypatch):
     """Real faces pasted at 180 px, with MTCNN's five landmarks all put on the nose: the face is framed
     from MTCNN's own box, level, about where the chip lies (not in a region of side 0)."""
@@ -127,6 +131,7 @@ def test_mtcnn_frames_a_face_whose_landmarks_coincide_from_its_box(monkeypatch):
     assert np.median(side_errors) < 0.11 and np.median(centre_errors) < 0.15, (side_errors, centre_errors)
 
 
+@pytest.mark.slow  # a detector network on real scenes: seconds
 def test_mtcnn_with_dlib_adds_the_faces_mtcnn_missed_once(monkeypatch):
     """Two real faces side by side: with both found by MTCNN, dlib adds no second box on either; with
     MTCNN made to miss the right one, dlib's box for it is confirmed by MTCNN's last stage and added,
@@ -150,6 +155,7 @@ def test_mtcnn_with_dlib_adds_the_faces_mtcnn_missed_once(monkeypatch):
         assert abs(w / 180 - 1) < 0.15 and np.hypot(x + w / 2 - 470, y + h / 2 - 240) / 180 < 0.1, right_box
 
 
+@pytest.mark.slow  # a detector network on real scenes: seconds
 def test_a_huge_photo_gives_the_answers_of_the_photo_itself():
     """An 8192x9600 copy of the sample portrait: one face, 16x the box, the same labels (at full size
     the cascade found spurious faces in the skin's texture and the gender flipped)."""

@@ -40,6 +40,7 @@ def quiet_child_stderr(level):
                           check=True, env=env).stderr
 
 
+@pytest.mark.slow  # TensorFlow imported afresh: seconds
 def test_a_program_started_from_one_that_uses_the_package_shows_no_tensorflow_start_up_lines():
     assert quiet_child_stderr(None) == ""
 

@@ -47,11 +47,11 @@ def test_the_rules_between_options_hold_for_the_library_as_for_the_command_line(
             TrainConfig(**options)
 
 
-def test_views_average_the_logits_of_the_faces_zoomed_and_mirrored_as_opencv_makes_them(utk_store):
+def test_views_average_the_logits_of_the_faces_zoomed_and_mirrored_as_opencv_makes_them(small_stores):
     """Inference with views (zooms 1, 1.1, 0.9, each mirrored) gives the softmax of the mean of the logits
     of the six views made with OpenCV: the face's centre 1/zoom, or the face inside a reflected border,
     resized to the network's input, mirrored, standardised; with ONE_VIEW (real time), the first view's."""
-    faces, _ = store.load_split(utk_store, "valid", limit=16)
+    faces, _ = store.load_split(small_stores / "gray", "train", limit=16)
     predictor = Predictor(BUNDLED_MODEL, flip_average=True, zooms=[1.0, 1.1, 0.9])
     model, side = predictor.model, predictor.model.input_size
 
@@ -150,8 +150,8 @@ def test_fast_local_response_normalization_matches_tensorflows_values_and_gradie
                                rtol=1e-4, atol=1e-4)
 
 
-def test_edge_backgrounds_feather_half_the_faces_into_another_face_upside_down(utk_store):
-    faces, _ = next(iter(split_dataset(utk_store, "train", 64)))
+def test_edge_backgrounds_feather_half_the_faces_into_another_face_upside_down(small_stores):
+    faces, _ = next(iter(split_dataset(small_stores / "gray", "train", 64)))
     edged = edge_backgrounds_batch(faces, tf.constant([3, 4])).numpy()
     assert edged.shape == faces.shape and edged.dtype == np.uint8
     assert np.array_equal(edged, edge_backgrounds_batch(faces, tf.constant([3, 4])).numpy())
@@ -175,11 +175,11 @@ def cross_entropy(targets, logits):
     return -(targets * tf.nn.log_softmax(logits).numpy()).sum(axis=1)
 
 
-def test_a_teacher_takes_its_share_of_the_targets_of_the_tasks_it_answers(utk_store, tmp_path):
+def test_a_teacher_takes_its_share_of_the_targets_of_the_tasks_it_answers(small_stores, tmp_path):
     config = TrainConfig(architecture="improved", exact_age=True, input_size=96, race_head=True, label_smoothing=0.1,
                          teacher=BUNDLED_MODEL, teacher_share=0.3)
-    trainer = Trainer(utk_store, tmp_path / "run", config)
-    images, labels = next(iter(split_dataset(utk_store, "valid", 16)))
+    trainer = Trainer(small_stores / "gray", tmp_path / "run", config)
+    images, labels = next(iter(split_dataset(small_stores / "gray", "valid", 16)))
     teacher = trainer.teacher.calibrated_probabilities(images)
     assert set(teacher) == {"gender", "age_group", "exact_age"}  # the bundled model has no race head
     logits = {task: tf.constant(np.random.default_rng(2).normal(size=(16, count)), tf.float32)
@@ -198,15 +198,15 @@ def test_a_teacher_takes_its_share_of_the_targets_of_the_tasks_it_answers(utk_st
     assert not np.allclose(losses_with["gender"].numpy(), without["gender"].numpy())
 
 
-def test_one_step_moves_the_weights_down_the_gradient_of_the_balanced_losses_plus_l2(utk_store, tmp_path):
+def test_one_step_moves_the_weights_down_the_gradient_of_the_balanced_losses_plus_l2(small_stores, tmp_path):
     """SGD's first step (no momentum yet) is the weights minus the rate times the gradient of the batch's
     mean balanced loss plus the L2 term, worked out here from the losses module; dropout off, so the
     forward pass is the same. Left without the L2 or the balance, the step would miss by far more."""
     rate = 0.01
     config = TrainConfig(optimizer="sgd", learning_rate=rate, dropout=0.0, weight_decay=0.05, batch_size=32)
-    trainer = Trainer(utk_store, tmp_path / "run", config)
+    trainer = Trainer(small_stores / "gray", tmp_path / "run", config)
     trainer.balance.log_variances["gender"].assign(0.7)  # a balance that weighs the tasks unequally
-    images, labels = next(iter(split_dataset(utk_store, "train", 32)))
+    images, labels = next(iter(split_dataset(small_stores / "gray", "train", 32)))
     variables = trainer.variables
     start = [variable.numpy() for variable in variables]
 
