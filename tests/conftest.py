@@ -192,7 +192,7 @@ def joint_run(utk_store, tmp_path_factory):
     """A short joint training run on real faces, shared by the tests that inspect its outputs (and only
     read them): the run folder and what the script printed (.stdout)."""
     def train(run):
-        return {"stdout": run_script("joint/jointly.py", "--data", utk_store, "--run", run, "--epochs", "5",
+        return {"stdout": run_script("joint/jointly.py", "--data", utk_store, "--run", run, "--epochs", "3",
                                      *QUICK_TRAINING).stdout}
     run, printed = built_once(tmp_path_factory, "joint-run", train)
     return run, types.SimpleNamespace(**printed)

@@ -67,9 +67,10 @@ def free_ports(count):
     return ports
 
 
-def test_two_local_workers_train_together_with_multi_worker_mirrored_strategy(utk_store, tmp_path):
+def test_two_local_workers_train_together_with_multi_worker_mirrored_strategy(small_stores, tmp_path):
+    data = small_stores / "gray"  # 339 training faces: two steps of 2 x 64
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
-    command = [sys.executable, os.path.join(ROOT, "joint", "jointly.py"), "--data", str(utk_store),
+    command = [sys.executable, os.path.join(ROOT, "joint", "jointly.py"), "--data", str(data),
                "--run", str(tmp_path / "run"), "--epochs", "1", "--strategy", "multiworker",
                *QUICK_TRAINING]
     workers = []
@@ -85,7 +86,7 @@ def test_two_local_workers_train_together_with_multi_worker_mirrored_strategy(ut
     assert "MultiWorkerMirroredStrategy: 2 replicas x 64 faces = 128 a step" in chief_output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert len(metrics["history"]) == 1 and metrics["best_epoch"] == 1
-    assert metrics["test"]["gender"]["faces"] == json.loads((utk_store / "manifest.json").read_text())[
+    assert metrics["test"]["gender"]["faces"] == json.loads((data / "manifest.json").read_text())[
         "splits"]["test"]["faces"]
     assert (tmp_path / "run" / "model" / "weights.npz").is_file()
     assert outputs[1][0] == ""  # the other worker prints nothing and keeps nothing of the run
