@@ -159,6 +159,20 @@ def built_once(tmp_path_factory, name, build):
     return folder, json.loads(done.read_text())
 
 
+@pytest.fixture(autouse=True)
+def machine_shared(tmp_path_factory, request):
+    """Each test holds a shared lock on the machine while it runs, one that needs it whole
+    (`@pytest.mark.whole_machine`: a benchmark held against the CPU's measured peak) an exclusive one:
+    under pytest-xdist it starts when the other workers' tests have ended, and they wait for its end."""
+    if not (fcntl and os.environ.get("PYTEST_XDIST_WORKER")):
+        yield
+        return
+    with open(tmp_path_factory.getbasetemp().parent / "machine.lock", "w") as lock:
+        whole = request.node.get_closest_marker("whole_machine") is not None
+        fcntl.flock(lock, fcntl.LOCK_EX if whole else fcntl.LOCK_SH)
+        yield
+
+
 @pytest.fixture(scope="session")
 def utk_store(tmp_path_factory):
     """A store washed from 2,400 real UTKFace faces, shared by the tests that only read it."""

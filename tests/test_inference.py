@@ -236,6 +236,7 @@ def test_real_time_default_engine_tflite_gives_the_tensorflow_answers_on_real_fa
     assert lite.classify(faces[:0])["gender"].shape == (0, 2)
 
 
+@pytest.mark.whole_machine
 def test_benchmark_holds_every_stage_to_the_measured_peak(utk_store):
     """bench/benchmark.py's inference stage, briefly: each engine's figures, int8's agreement with float32
     on the test split, and every fraction of the FP32 peak (TensorFlow's own matmul) at most 1: one above
